@@ -1,0 +1,46 @@
+"""ims_kit: choose, call and watch LLM models from Python, on one SQLite file.
+
+Importing the package does no I/O and loads no heavy dependency: ``open`` and ``Kit``
+are loaded on first use.
+"""
+
+from ims_kit.errors import (
+    CatalogError,
+    DuplicateModelError,
+    ErrorKind,
+    ImsError,
+    InvalidInputError,
+    MissingKeyError,
+    StoreError,
+    UnknownModelError,
+)
+from ims_kit.records import ModelList, ModelSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CatalogError",
+    "DuplicateModelError",
+    "ErrorKind",
+    "ImsError",
+    "InvalidInputError",
+    "Kit",
+    "MissingKeyError",
+    "ModelList",
+    "ModelSpec",
+    "StoreError",
+    "UnknownModelError",
+    "open",
+]
+
+_LAZY = {"Kit": "ims_kit.kit", "open": "ims_kit.kit"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ims_kit' has no attribute {name!r}")

@@ -1,0 +1,112 @@
+"""Where the SQLite file lives and how it is opened: WAL, a busy timeout, migrations applied.
+
+Only this module knows the path; only ``migrations`` changes the schema.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ims_kit.errors import StoreError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+BUSY_TIMEOUT_S = 30.0
+
+
+def default_path() -> Path:
+    """``IMS_DB`` if set, else the per-user data directory (``~/.local/share/ims_kit/ims.db``)."""
+    env = os.environ.get("IMS_DB")
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "ims_kit" / "ims.db"
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO-8601, the format of every timestamp column."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def open_db(path: str | os.PathLike | None = None, *, migrate: bool = True) -> Database:
+    """Open (creating if needed) the database at ``path`` and bring its schema up to date.
+
+    Raises StoreError with the path when the file is not a usable SQLite database.
+    """
+    from sqlite_utils import Database
+
+    target = Path(path).expanduser() if path is not None else default_path()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: no implicit transactions; every write outside an explicit
+        # transaction commits at once, and transactions that read then write say BEGIN IMMEDIATE.
+        conn = sqlite3.connect(
+            target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        db = Database(conn, execute_plugins=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against a killed process in WAL mode (only power loss can lose
+        # the last commits), and it keeps a committed usage row to well under a millisecond.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        if migrate:
+            from ims_kit.migrations import migrate as apply_migrations
+
+            with immediate(db):
+                apply_migrations(db)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot use {target} as an ims_kit database: {exc}") from exc
+    except OSError as exc:
+        raise StoreError(f"cannot open {target}: {exc.strerror or exc}") from exc
+    return db
+
+
+@contextmanager
+def immediate(db: Database) -> Iterator[Database]:
+    """A write transaction that takes the write lock up front (``BEGIN IMMEDIATE``).
+
+    A deferred ``BEGIN`` that reads and then writes can fail at once with "database is
+    locked" when another process writes in between, whatever the busy timeout; this cannot.
+    Nested use becomes a savepoint.
+    """
+    conn = db.conn
+    if conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def file_info(db: Database) -> dict:
+    """Path, size on disk, journal mode and schema version, for `ims status` and health checks."""
+    from ims_kit.migrations import schema_version
+
+    path = Path(db.conn.execute("PRAGMA database_list").fetchone()[2])
+    size = sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+    mode = db.conn.execute("PRAGMA journal_mode").fetchone()[0]
+    return {
+        "path": str(path),
+        "size_bytes": size,
+        "journal_mode": mode,
+        "schema_version": schema_version(db),
+    }

@@ -1,0 +1,130 @@
+"""The schema history, append-only: never edit a step that has shipped, add a new one.
+
+Each step runs in its own transaction (``sqlite_utils.Migrations``); ``db.open_db`` runs
+them all under ``BEGIN IMMEDIATE`` so two processes opening a new file do not race.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlite_utils import Migrations
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+migrations = Migrations("ims_kit")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    """The six tables of DESIGN.md; names and columns are part of the product."""
+    _run(
+        db,
+        """
+        CREATE TABLE models (
+            model_id TEXT PRIMARY KEY,
+            vendor TEXT NOT NULL,
+            display_name TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            api_model TEXT NOT NULL,
+            base_url TEXT,
+            context_window INTEGER NOT NULL,
+            max_output_tokens INTEGER NOT NULL,
+            cost_per_mil_in REAL,          -- NULL = unpriced, never silently 0
+            cost_per_mil_out REAL,
+            capabilities TEXT NOT NULL DEFAULT '[]',   -- JSON list
+            quality REAL,                  -- 0-100
+            quality_source TEXT,           -- the public benchmark the score comes from
+            active INTEGER NOT NULL DEFAULT 1,
+            price_source TEXT,
+            as_of TEXT,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL
+        );
+        CREATE INDEX idx_models_vendor ON models (vendor);
+
+        CREATE TABLE usage (
+            id INTEGER PRIMARY KEY,
+            call_id TEXT NOT NULL UNIQUE,
+            ts TEXT NOT NULL,
+            session_id TEXT,
+            workflow_id TEXT,
+            model_id TEXT NOT NULL,
+            vendor_id TEXT,
+            provider TEXT,                 -- 'simulated' marks simulated traffic
+            tokens_in INTEGER NOT NULL DEFAULT 0,
+            tokens_out INTEGER NOT NULL DEFAULT 0,
+            token_source TEXT,             -- provider | estimate
+            cost_per_mil_in REAL,
+            cost_per_mil_out REAL,
+            cost_usd REAL,                 -- NULL when the model is unpriced
+            latency_ms REAL,
+            success INTEGER NOT NULL,
+            error_kind TEXT,
+            attempt INTEGER NOT NULL DEFAULT 1,
+            fallback_from TEXT,
+            strategy TEXT
+        );
+        CREATE INDEX idx_usage_ts ON usage (ts);
+        CREATE INDEX idx_usage_model_ts ON usage (model_id, ts);
+        CREATE INDEX idx_usage_session ON usage (session_id);
+        CREATE INDEX idx_usage_workflow ON usage (workflow_id);
+
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            subject TEXT,
+            payload TEXT NOT NULL DEFAULT '{}'  -- JSON object
+        );
+        CREATE INDEX idx_events_kind_subject ON events (kind, subject);
+        CREATE INDEX idx_events_ts ON events (ts);
+
+        CREATE TABLE circuits (
+            model_id TEXT PRIMARY KEY,
+            state TEXT NOT NULL DEFAULT 'closed',   -- closed | open | half_open
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            opened_at TEXT,
+            last_error_kind TEXT,
+            updated TEXT NOT NULL
+        );
+
+        CREATE TABLE workflows (
+            workflow_id TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            context TEXT NOT NULL DEFAULT '{}',     -- JSON object
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL
+        );
+        CREATE INDEX idx_workflows_state ON workflows (state, updated);
+
+        CREATE TABLE workflow_transitions (
+            id INTEGER PRIMARY KEY,
+            workflow_id TEXT NOT NULL REFERENCES workflows (workflow_id),
+            ts TEXT NOT NULL,
+            event TEXT NOT NULL,
+            source TEXT NOT NULL,
+            target TEXT NOT NULL,
+            context TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX idx_transitions_workflow ON workflow_transitions (workflow_id, id);
+        """,
+    )
+
+
+def _run(db: Database, script: str) -> None:
+    """Execute statements one by one: ``executescript`` would COMMIT the step's transaction."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def migrate(db: Database) -> None:
+    """Apply every pending step."""
+    migrations.apply(db)
+
+
+def schema_version(db: Database) -> int:
+    """How many steps of the history this file has applied."""
+    return len(migrations.applied(db))

@@ -1,0 +1,233 @@
+"""Frozen values shared across ims_kit; dicts appear only at the edges (JSON, SQLite rows)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ims_kit.errors import InvalidInputError
+
+PROVIDERS = ("anthropic", "gemini", "gemini_cli", "openai", "openai_compatible", "simulated")
+CAPABILITIES = ("audio", "code", "json_mode", "reasoning", "tools", "vision")
+
+
+def cost_usd(
+    tokens_in: int, tokens_out: int, cost_per_mil_in: float | None, cost_per_mil_out: float | None
+) -> float | None:
+    """Dollar cost of a call, or None when either price is unknown (unpriced is never $0)."""
+    if cost_per_mil_in is None or cost_per_mil_out is None:
+        return None
+    return (tokens_in * cost_per_mil_in + tokens_out * cost_per_mil_out) / 1_000_000
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registered model: where to call it, what it costs, what it can do."""
+
+    model_id: str
+    vendor: str
+    provider: str
+    context_window: int
+    display_name: str = ""
+    api_model: str = ""
+    base_url: str | None = None
+    max_output_tokens: int = 4096
+    cost_per_mil_in: float | None = None
+    cost_per_mil_out: float | None = None
+    capabilities: tuple[str, ...] = ()
+    quality: float | None = None
+    quality_source: str | None = None
+    active: bool = True
+    price_source: str | None = None
+    as_of: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in _validated(self).items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def priced(self) -> bool:
+        """True when both prices are known."""
+        return self.cost_per_mil_in is not None and self.cost_per_mil_out is not None
+
+    def cost_usd(self, tokens_in: int, tokens_out: int) -> float | None:
+        """Cost of a call with these token counts at this model's prices (None if unpriced)."""
+        return cost_usd(tokens_in, tokens_out, self.cost_per_mil_in, self.cost_per_mil_out)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict, in the shape of ``data/models.json`` entries."""
+        d = asdict(self)
+        d["capabilities"] = list(self.capabilities)
+        return d
+
+    def to_row(self) -> dict[str, Any]:
+        """The ``models`` table row for this spec."""
+        d = self.to_dict()
+        d["capabilities"] = json.dumps(d["capabilities"])
+        d["active"] = int(self.active)
+        return d
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ModelSpec:
+        """Rebuild a spec from a ``models`` row (extra columns such as timestamps are ignored)."""
+        d = {f.name: row[f.name] for f in fields(cls) if f.name in row}
+        d["capabilities"] = tuple(json.loads(d.get("capabilities") or "[]"))
+        d["active"] = bool(d.get("active", 1))
+        return cls(**d)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ModelSpec:
+        """Validate a user-supplied dict (a catalogue entry) and build a spec from it."""
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(f"expected an object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidInputError(f"unknown field(s) {', '.join(map(repr, unknown))}")
+        missing = [n for n in ("model_id", "vendor", "provider", "context_window") if n not in data]
+        if missing:
+            raise InvalidInputError(f"missing field(s) {', '.join(map(repr, missing))}")
+        d = dict(data)
+        caps = d.get("capabilities", ())
+        if not isinstance(caps, list | tuple):
+            raise InvalidInputError("'capabilities' must be a list of strings")
+        d["capabilities"] = tuple(caps)
+        return cls(**d)
+
+
+def _validated(spec: ModelSpec) -> dict[str, Any]:
+    """Check every field of ``spec``; return normalised values (defaults filled in)."""
+
+    def text(name: str, value: Any, *, optional: bool = False) -> str | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidInputError(f"{name!r} must be a non-empty string, got {value!r}")
+        return value
+
+    def whole(name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InvalidInputError(f"{name!r} must be a positive integer, got {value!r}")
+        return value
+
+    def price(name: str, value: Any) -> float | None:
+        if value is None:
+            return None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise InvalidInputError(f"{name!r} must be a number or null, got {value!r}")
+        if value < 0:
+            raise InvalidInputError(f"{name!r} must not be negative, got {value!r}")
+        return float(value)
+
+    text("model_id", spec.model_id)
+    text("vendor", spec.vendor)
+    if spec.provider not in PROVIDERS:
+        raise InvalidInputError(
+            f"'provider' must be one of {', '.join(PROVIDERS)}, got {spec.provider!r}"
+        )
+    caps = spec.capabilities
+    bad = [c for c in caps if c not in CAPABILITIES]
+    if bad:
+        raise InvalidInputError(f"unknown capability {bad[0]!r}; known: {', '.join(CAPABILITIES)}")
+    quality = spec.quality
+    if quality is not None:
+        if isinstance(quality, bool) or not isinstance(quality, int | float):
+            raise InvalidInputError(f"'quality' must be a number from 0 to 100, got {quality!r}")
+        if not 0 <= quality <= 100:
+            raise InvalidInputError(f"'quality' must be from 0 to 100, got {quality!r}")
+        quality = float(quality)
+    if not isinstance(spec.active, bool):
+        raise InvalidInputError(f"'active' must be true or false, got {spec.active!r}")
+    return {
+        "display_name": text("display_name", spec.display_name or spec.model_id),
+        "api_model": text("api_model", spec.api_model or spec.model_id),
+        "base_url": text("base_url", spec.base_url, optional=True),
+        "context_window": whole("context_window", spec.context_window),
+        "max_output_tokens": whole("max_output_tokens", spec.max_output_tokens),
+        "cost_per_mil_in": price("cost_per_mil_in", spec.cost_per_mil_in),
+        "cost_per_mil_out": price("cost_per_mil_out", spec.cost_per_mil_out),
+        "capabilities": tuple(sorted(set(caps))),
+        "quality": quality,
+        "quality_source": text("quality_source", spec.quality_source, optional=True),
+        "price_source": text("price_source", spec.price_source, optional=True),
+        "as_of": text("as_of", spec.as_of, optional=True),
+    }
+
+
+class ModelList(list):
+    """A list of ModelSpec that shows as a table in Jupyter and converts to a DataFrame."""
+
+    def __init__(self, specs: Iterable[ModelSpec] = ()):
+        super().__init__(specs)
+
+    def ids(self) -> list[str]:
+        """The model ids, in order."""
+        return [m.model_id for m in self]
+
+    def to_frame(self):
+        """A pandas DataFrame, one row per model (pandas is imported only now)."""
+        import pandas as pd
+
+        columns = [f.name for f in fields(ModelSpec)]
+        return pd.DataFrame([m.to_dict() for m in self], columns=columns)
+
+    def _repr_html_(self) -> str:
+        cols = [
+            "model_id",
+            "vendor",
+            "context_window",
+            "cost_per_mil_in",
+            "cost_per_mil_out",
+            "quality",
+            "active",
+        ]
+        frame = self.to_frame()[cols]
+        for col in ("cost_per_mil_in", "cost_per_mil_out"):
+            frame[col] = frame[col].astype(object).where(frame[col].notna(), "unpriced")
+        return frame.to_html(index=False, na_rep="")
+
+    def __str__(self) -> str:
+        rows = [
+            {
+                "model_id": m.model_id,
+                "vendor": m.vendor,
+                "provider": m.provider,
+                "context": f"{m.context_window:,}",
+                "$/M in": _money(m.cost_per_mil_in),
+                "$/M out": _money(m.cost_per_mil_out),
+                "quality": "" if m.quality is None else f"{m.quality:g}",
+                "capabilities": ",".join(m.capabilities),
+                "active": "yes" if m.active else "no",
+            }
+            for m in self
+        ]
+        return text_table(rows) if rows else "(no models)"
+
+
+def _money(value: float | None) -> str:
+    return "unpriced" if value is None else f"{value:g}"
+
+
+def text_table(rows: list[dict[str, Any]]) -> str:
+    """Rows of equal keys as an aligned plain-text table (numbers right-aligned)."""
+    columns = list(rows[0])
+    cells = [[str(r[c]) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    numeric = [all(_numberish(row[i]) for row in cells) for i in range(len(columns))]
+
+    def line(values: list[str]) -> str:
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def _numberish(text: str) -> bool:
+    return text.replace(",", "").replace(".", "").replace("$", "").replace("%", "").isdigit()

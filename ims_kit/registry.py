@@ -1,0 +1,313 @@
+"""The ``models`` table: seed, register, update, get, filter, deactivate, refresh prices."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ims_kit import catalog
+from ims_kit.db import immediate, now_iso
+from ims_kit.errors import DuplicateModelError, InvalidInputError, UnknownModelError
+from ims_kit.records import CAPABILITIES, ModelList, ModelSpec
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+    from ims_kit.events import EventLog
+
+_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ModelSpec))
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """What ``seed`` or ``import_file`` did: ids added, updated and left alone."""
+
+    added: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PriceChange:
+    """One model whose price ``refresh_prices`` changed."""
+
+    model_id: str
+    old: tuple[float | None, float | None]
+    new: tuple[float, float]
+    source: str
+
+
+@dataclass(frozen=True)
+class PriceRefresh:
+    """The report of ``refresh_prices``: what changed, what was already right, what is unknown."""
+
+    changed: tuple[PriceChange, ...]
+    unchanged: tuple[str, ...]
+    unknown: tuple[str, ...]
+
+
+class Registry:
+    """The model registry, stored in SQLite; every change and query is an event."""
+
+    def __init__(self, db: Database, events: EventLog):
+        self._db = db
+        self._events = events
+
+    # -- reading ------------------------------------------------------------------------
+    def get(self, model_id: str) -> ModelSpec:
+        """The model with this id (a ``model.queried`` event); UnknownModelError if absent."""
+        spec = self.lookup(model_id)
+        self._events.emit("model.queried", model_id, via="get")
+        return spec
+
+    def lookup(self, model_id: str) -> ModelSpec:
+        """Like ``get`` but without an event: for ims_kit's own reads."""
+        row = self._db.execute(
+            f"SELECT {', '.join(_SPEC_FIELDS)} FROM models WHERE model_id = ?", [model_id]
+        ).fetchone()
+        if row is None:
+            raise UnknownModelError(model_id, known=len(self))
+        return ModelSpec.from_row(dict(zip(_SPEC_FIELDS, row)))
+
+    def all(self, *, active: bool | None = None) -> ModelList:
+        """Every model (or only active / inactive ones), ordered by vendor then id."""
+        where, params = ("WHERE active = ?", [int(active)]) if active is not None else ("", [])
+        return self._select(where, params)
+
+    def filter(
+        self,
+        *,
+        vendor: str | None = None,
+        min_context_window: int | None = None,
+        capabilities: Iterable[str] | str | None = None,
+        active: bool | None = True,
+        max_cost_per_mil_in: float | None = None,
+    ) -> ModelList:
+        """Models matching every given criterion (a ``filter.executed`` event).
+
+        ``active=None`` includes inactive models; ``max_cost_per_mil_in`` leaves out unpriced ones.
+        """
+        clauses: list[str] = []
+        params: list[Any] = []
+        if vendor is not None:
+            known = self.vendors()
+            match = next((v for v in known if v.lower() == str(vendor).lower()), None)
+            if match is None:
+                raise InvalidInputError(
+                    f"unknown vendor {vendor!r}; known: {', '.join(known) or '(registry is empty)'}"
+                )
+            clauses.append("vendor = ?")
+            params.append(match)
+        if min_context_window is not None:
+            clauses.append("context_window >= ?")
+            params.append(check_context_window(min_context_window))
+        for cap in check_capabilities(capabilities):
+            clauses.append("EXISTS (SELECT 1 FROM json_each(capabilities) WHERE value = ?)")
+            params.append(cap)
+        if active is not None:
+            clauses.append("active = ?")
+            params.append(int(bool(active)))
+        if max_cost_per_mil_in is not None:
+            if (
+                isinstance(max_cost_per_mil_in, bool)
+                or not isinstance(max_cost_per_mil_in, int | float)
+                or max_cost_per_mil_in < 0
+            ):
+                raise InvalidInputError(
+                    "max_cost_per_mil_in must be a non-negative number, "
+                    f"got {max_cost_per_mil_in!r}"
+                )
+            clauses.append("cost_per_mil_in IS NOT NULL AND cost_per_mil_in <= ?")
+            params.append(max_cost_per_mil_in)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        found = self._select(where, params)
+        criteria = {
+            "vendor": vendor,
+            "min_context_window": min_context_window,
+            "capabilities": sorted(check_capabilities(capabilities)) or None,
+            "active": active,
+            "max_cost_per_mil_in": max_cost_per_mil_in,
+        }
+        self._events.emit(
+            "filter.executed",
+            None,
+            criteria={k: v for k, v in criteria.items() if v is not None},
+            count=len(found),
+        )
+        return found
+
+    def vendors(self) -> list[str]:
+        """Vendor names present in the registry, sorted."""
+        rows = self._db.execute("SELECT DISTINCT vendor FROM models ORDER BY vendor").fetchall()
+        return [r[0] for r in rows]
+
+    def count_by_vendor(self, *, active: bool | None = None) -> dict[str, int]:
+        """Number of models per vendor."""
+        where, params = ("WHERE active = ?", [int(active)]) if active is not None else ("", [])
+        rows = self._db.execute(
+            f"SELECT vendor, count(*) FROM models {where} GROUP BY vendor ORDER BY vendor", params
+        ).fetchall()
+        return dict(rows)
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT count(*) FROM models").fetchone()[0]
+
+    def __contains__(self, model_id: object) -> bool:
+        row = self._db.execute("SELECT 1 FROM models WHERE model_id = ?", [model_id]).fetchone()
+        return row is not None
+
+    def to_frame(self, *, active: bool | None = None):
+        """Every model as a pandas DataFrame."""
+        return self.all(active=active).to_frame()
+
+    # -- writing ------------------------------------------------------------------------
+    def seed(self, path: str | os.PathLike | None = None) -> SeedResult:
+        """Add the curated catalogue's models that are not registered yet; idempotent."""
+        specs = catalog.load(path or catalog.seed_path())
+        added, skipped = [], []
+        with immediate(self._db):
+            for spec in specs:
+                if spec.model_id in self:
+                    skipped.append(spec.model_id)
+                else:
+                    self._insert(spec)
+                    added.append(spec.model_id)
+        return SeedResult(added=tuple(added), skipped=tuple(skipped))
+
+    def import_file(self, path: str | os.PathLike) -> SeedResult:
+        """Add or update models from a file shaped like ``data/models.json``; all or nothing."""
+        specs = catalog.load(path)
+        added, updated, unchanged = [], [], []
+        with immediate(self._db):
+            for spec in specs:
+                if spec.model_id not in self:
+                    self._insert(spec)
+                    added.append(spec.model_id)
+                elif self._write_changes(self.lookup(spec.model_id), spec):
+                    updated.append(spec.model_id)
+                else:
+                    unchanged.append(spec.model_id)
+        return SeedResult(added=tuple(added), skipped=tuple(unchanged), updated=tuple(updated))
+
+    def register(self, spec: ModelSpec, *, replace: bool = False) -> ModelSpec:
+        """Add a model; an existing id is an error unless ``replace=True``."""
+        if not isinstance(spec, ModelSpec):
+            raise InvalidInputError(f"register() takes a ModelSpec, got {type(spec).__name__}")
+        with immediate(self._db):
+            if spec.model_id not in self:
+                self._insert(spec)
+            elif replace:
+                self._write_changes(self.lookup(spec.model_id), spec)
+            else:
+                raise DuplicateModelError(
+                    f"model {spec.model_id!r} is already registered; use update() or replace=True"
+                )
+        return spec
+
+    def update(self, model_id: str, /, **changes: Any) -> ModelSpec:
+        """Change some fields of a model (validated like a catalogue entry)."""
+        bad = sorted(set(changes) - set(_SPEC_FIELDS) | ({"model_id"} & set(changes)))
+        if bad:
+            raise InvalidInputError(
+                f"cannot update field(s) {', '.join(map(repr, bad))}; updatable: "
+                + ", ".join(f for f in _SPEC_FIELDS if f != "model_id")
+            )
+        if "capabilities" in changes and not isinstance(changes["capabilities"], str):
+            changes["capabilities"] = tuple(changes["capabilities"])
+        with immediate(self._db):
+            old = self.lookup(model_id)
+            new = dataclasses.replace(old, **changes)
+            self._write_changes(old, new)
+        return new
+
+    def deactivate(self, model_id: str) -> ModelSpec:
+        """Keep the model but stop recommending or calling it."""
+        return self.update(model_id, active=False)
+
+    def activate(self, model_id: str) -> ModelSpec:
+        """Make an inactive model eligible again."""
+        return self.update(model_id, active=True)
+
+    def refresh_prices(self) -> PriceRefresh:
+        """Update prices from the installed genai-prices snapshot; unknown ones stay as they are."""
+        changed, unchanged, unknown = [], [], []
+        with immediate(self._db):
+            for spec in self.all():
+                price = catalog.genai_price(spec.vendor, spec.api_model)
+                if price is None:
+                    unknown.append(spec.model_id)
+                    continue
+                new = (price.cost_per_mil_in, price.cost_per_mil_out)
+                if new == (spec.cost_per_mil_in, spec.cost_per_mil_out):
+                    unchanged.append(spec.model_id)
+                    continue
+                self._write_changes(
+                    spec,
+                    dataclasses.replace(
+                        spec,
+                        cost_per_mil_in=new[0],
+                        cost_per_mil_out=new[1],
+                        price_source=price.source,
+                        as_of=now_iso()[:10],
+                    ),
+                )
+                changed.append(
+                    PriceChange(
+                        spec.model_id,
+                        (spec.cost_per_mil_in, spec.cost_per_mil_out),
+                        new,
+                        price.source,
+                    )
+                )
+        return PriceRefresh(tuple(changed), tuple(unchanged), tuple(unknown))
+
+    # -- internals ----------------------------------------------------------------------
+    def _select(self, where: str, params: list[Any]) -> ModelList:
+        rows = self._db.execute(
+            f"SELECT {', '.join(_SPEC_FIELDS)} FROM models {where} ORDER BY vendor, model_id",
+            params,
+        ).fetchall()
+        return ModelList(ModelSpec.from_row(dict(zip(_SPEC_FIELDS, r))) for r in rows)
+
+    def _insert(self, spec: ModelSpec) -> None:
+        row = spec.to_row() | {"created": (ts := now_iso()), "updated": ts}
+        self._db.execute(
+            f"INSERT INTO models ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            list(row.values()),
+        )
+        self._events.emit("model.registered", spec.model_id, vendor=spec.vendor)
+
+    def _write_changes(self, old: ModelSpec, new: ModelSpec) -> bool:
+        """Store ``new`` over ``old``; emit ``model.updated`` with the changed fields."""
+        before, after = old.to_row(), new.to_row()
+        diff = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
+        if not diff:
+            return False
+        sets = ", ".join(f"{k} = ?" for k in diff)
+        self._db.execute(
+            f"UPDATE models SET {sets}, updated = ? WHERE model_id = ?",
+            [after[k] for k in diff] + [now_iso(), old.model_id],
+        )
+        self._events.emit("model.updated", old.model_id, changes=diff)
+        return True
+
+
+def check_context_window(value: Any) -> int:
+    """A context-window constraint must be a non-negative integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError(f"context window must be a non-negative integer, got {value!r}")
+    return value
+
+
+def check_capabilities(value: Iterable[str] | str | None) -> list[str]:
+    """Normalise a capability constraint; an unknown name is an error listing the known ones."""
+    if value is None:
+        return []
+    caps = [value] if isinstance(value, str) else list(value)
+    for cap in caps:
+        if cap not in CAPABILITIES:
+            raise InvalidInputError(f"unknown capability {cap!r}; known: {', '.join(CAPABILITIES)}")
+    return caps
