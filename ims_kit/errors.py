@@ -61,3 +61,42 @@ class MissingKeyError(ImsError):
             f"no API key for provider {provider!r}: set the environment variable {variable}"
             " (or use --provider simulated to work offline)"
         )
+
+
+class ProviderError(ImsError):
+    """A model call failed: what the provider said, redacted, with what recovery needs.
+
+    ``status`` is the HTTP status (None for transport failures, then ``transport`` says
+    which: ``timeout``, ``connect``, ``read``, ``protocol``); ``error_type`` / ``code`` are the
+    provider's own fields; ``retry_after_s`` is the provider's wait hint in seconds.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        model: str | None = None,
+        status: int | None = None,
+        error_type: str | None = None,
+        code: str | None = None,
+        retry_after_s: float | None = None,
+        request_id: str | None = None,
+        transport: str | None = None,
+        prompt_tokens: int | None = None,
+        limit_tokens: int | None = None,
+    ):
+        self.message = message
+        self.provider = provider
+        self.model = model
+        self.status = status
+        self.error_type = error_type
+        self.code = code
+        self.retry_after_s = retry_after_s
+        self.request_id = request_id
+        self.transport = transport
+        self.prompt_tokens = prompt_tokens
+        self.limit_tokens = limit_tokens
+        where = f"{provider}/{model}" if model else provider
+        what = f"HTTP {status}" if status is not None else (transport or "error")
+        super().__init__(f"{where}: {what}: {message}")

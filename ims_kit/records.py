@@ -231,3 +231,20 @@ def text_table(rows: list[dict[str, Any]]) -> str:
 
 def _numberish(text: str) -> bool:
     return text.replace(",", "").replace(".", "").replace("$", "").replace("%", "").isdigit()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One successful model call, as the provider reported it.
+
+    Token counts are the provider's own; None when it reported none (the caller then
+    estimates and says so). ``latency_ms`` is wall time of the HTTP exchange.
+    """
+
+    text: str
+    tokens_in: int | None
+    tokens_out: int | None
+    finish_reason: str | None
+    request_id: str | None
+    latency_ms: float
+    model: str
