@@ -93,3 +93,39 @@ def _price(model_ref: str, provider_id: str) -> Price | None:
         round(float(price_out.total_price) * 1000, 6),
         f"genai-prices {genai_prices.__version__} ({provider_id})",
     )
+
+
+def genai_prices_models() -> list[ModelSpec]:
+    """Every chat model genai-prices knows (input and output priced), as inactive specs.
+
+    Ids are ``<provider>/<model>``; the context window is genai-prices' where it has one,
+    else a conservative 8,192. Quality is unknown (None), so ``performance`` ranks them last.
+    """
+    import genai_prices
+    from genai_prices.data_snapshot import get_snapshot
+
+    vendor_of = {v: k for k, v in GENAI_PRICES_PROVIDER.items()}
+    adapter = {"google": "gemini", "openai": "openai", "anthropic": "anthropic"}
+    specs = []
+    for provider in get_snapshot().providers:
+        for model in provider.models:
+            price = _price(model.id, provider.id)
+            if price is None or not price.cost_per_mil_in or not price.cost_per_mil_out:
+                continue  # embeddings, audio, images: not chat models
+            window = model.context_window if (model.context_window or 0) > 0 else 8_192
+            specs.append(
+                ModelSpec(
+                    model_id=f"{provider.id}/{model.id}",
+                    vendor=vendor_of.get(provider.id, provider.name),
+                    provider=adapter.get(provider.id, "openai_compatible"),
+                    api_model=model.id,
+                    display_name=model.name or model.id,
+                    context_window=int(window),
+                    max_output_tokens=min(4_096, int(window)),
+                    cost_per_mil_in=price.cost_per_mil_in,
+                    cost_per_mil_out=price.cost_per_mil_out,
+                    active=False,
+                    price_source=f"genai-prices {genai_prices.__version__} ({provider.id})",
+                )
+            )
+    return specs

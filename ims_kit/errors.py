@@ -100,3 +100,31 @@ class ProviderError(ImsError):
         where = f"{provider}/{model}" if model else provider
         what = f"HTTP {status}" if status is not None else (transport or "error")
         super().__init__(f"{where}: {what}: {message}")
+
+
+class NoModelAvailable(ImsError):
+    """No registered model satisfies the request; ``excluded_by`` counts models per constraint."""
+
+    def __init__(self, excluded_by: dict[str, int], detail: str = ""):
+        self.excluded_by = dict(excluded_by)
+        counts = ", ".join(f"{n} by {why}" for why, n in self.excluded_by.items())
+        message = "no model satisfies the request"
+        message += f": {counts}" if counts else ": the registry is empty (run `ims init`)"
+        super().__init__(message + (f"; {detail}" if detail else ""))
+
+
+class AllModelsFailed(ImsError):
+    """Every candidate failed (or a failure that no other model can fix ended the request).
+
+    ``attempts`` lists each try: model, error kind, HTTP status and the provider's request id.
+    """
+
+    def __init__(self, attempts: list, reason: str = "every candidate model failed"):
+        self.attempts = list(attempts)
+        tried = "; ".join(
+            f"{a.model_id}: {a.error_kind or 'ok'}"
+            + (f" (HTTP {a.status})" if a.status else "")
+            + (f" [{a.request_id}]" if a.request_id else "")
+            for a in self.attempts
+        )
+        super().__init__(f"{reason}: {tried}" if tried else reason)

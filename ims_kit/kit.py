@@ -6,24 +6,248 @@ import os
 import uuid
 from typing import Any
 
+from ims_kit.circuits import CircuitBreaker
 from ims_kit.db import open_db
+from ims_kit.errors import ImsError, InvalidInputError
 from ims_kit.events import EventLog
+from ims_kit.records import Answer, ModelSpec
+from ims_kit.recovery import Recovery, RecoveryPolicy
 from ims_kit.registry import Registry
+from ims_kit.selector import (
+    BALANCED_MARGIN,
+    DEFAULT_MIN_CONTEXT,
+    DEFAULT_OUTPUT_TOKENS,
+    DEFAULT_STRATEGY,
+    Recommendation,
+    Request,
+    rank,
+)
+from ims_kit.usage import UsageTracker
 
 
 class Kit:
     """One open database and the parts that work on it (registry, events, ...)."""
 
-    def __init__(self, path: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        store_text: bool | None = None,
+        policy: RecoveryPolicy | None = None,
+    ):
         self.db = open_db(path)
         self.session_id = uuid.uuid4().hex[:12]
         self.events = EventLog(self.db)
         self.registry = Registry(self.db, self.events)
+        if store_text is None:
+            store_text = os.environ.get("IMS_STORE_TEXT", "").lower() in ("1", "true", "yes")
+        self.usage = UsageTracker(self.db, self.events, self.session_id, store_text=store_text)
+        self.circuits = CircuitBreaker(self.db, self.events)
+        self.recovery = Recovery(
+            self.circuits,
+            self.usage,
+            self.events,
+            policy,
+            count_tokens=_count_tokens,
+            truncate=_truncate,
+        )
+        self.recovery.chain_for = self._chain_for_user_call
+        self._providers: dict[str, Any] = {}
 
     @property
     def path(self) -> str:
         """The database file this kit works on."""
         return self.db.conn.execute("PRAGMA database_list").fetchone()[2]
+
+    def recommend(
+        self,
+        prompt: str = "",
+        *,
+        strategy: str | None = None,
+        min_context_window: int | None = None,
+        vendors: str | list[str] | None = None,
+        exclude_vendors: str | list[str] | None = None,
+        capabilities: str | list[str] | None = None,
+        max_cost_usd: float | None = None,
+        include_inactive: bool = False,
+        expected_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+        balanced_margin: float = BALANCED_MARGIN,
+    ) -> Recommendation:
+        """Which model should handle ``prompt``? Ranked candidates with reasons.
+
+        ``strategy`` defaults to ``IMS_STRATEGY``, else cost; ``min_context_window`` to
+        ``IMS_MIN_CONTEXT``, else 10,000. Appends a ``model.queried`` event for the choice.
+        """
+        request = self._request(
+            prompt,
+            strategy=strategy,
+            min_context_window=min_context_window,
+            vendors=vendors,
+            exclude_vendors=exclude_vendors,
+            capabilities=capabilities,
+            max_cost_usd=max_cost_usd,
+            include_inactive=include_inactive,
+            expected_output_tokens=expected_output_tokens,
+            balanced_margin=balanced_margin,
+        )
+        rec = rank(
+            self.registry.snapshot(),
+            request,
+            stats=self._stats(request.strategy),
+            open_circuits=self._open_circuits(),
+        )
+        constraints = {
+            "min_context_window": request.min_context_window,
+            "vendors": list(request.vendors),
+            "exclude_vendors": list(request.exclude_vendors),
+            "capabilities": list(request.capabilities),
+            "max_cost_usd": max_cost_usd,
+            "include_inactive": include_inactive,
+        }
+        self.events.emit(
+            "model.queried",
+            rec.model.model_id,
+            via="recommend",
+            strategy=request.strategy,
+            prompt_tokens=request.prompt_tokens,
+            constraints={k: v for k, v in constraints.items() if v not in (None, [], False)},
+        )
+        return rec
+
+    def _request(
+        self,
+        prompt: str,
+        *,
+        strategy,
+        min_context_window,
+        vendors,
+        exclude_vendors,
+        capabilities,
+        max_cost_usd,
+        include_inactive,
+        expected_output_tokens,
+        balanced_margin,
+    ) -> Request:
+        from ims_kit.analysis import analyze
+
+        if not isinstance(prompt, str):
+            raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
+        prompt_tokens = _count_tokens(prompt, None) if prompt else 0
+        return Request(
+            prompt_tokens=prompt_tokens,
+            expected_output_tokens=expected_output_tokens,
+            strategy=strategy or os.environ.get("IMS_STRATEGY") or DEFAULT_STRATEGY,
+            min_context_window=(
+                min_context_window if min_context_window is not None else _env_min_context()
+            ),
+            vendors=_names(vendors),
+            exclude_vendors=_names(exclude_vendors),
+            capabilities=_names(capabilities),
+            max_cost_usd=max_cost_usd,
+            include_inactive=include_inactive,
+            balanced_margin=balanced_margin,
+            task=analyze(prompt, prompt_tokens),
+        )
+
+    def ask(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        fallbacks: list[str] | None = None,
+        provider: str | None = None,
+        max_tokens: int | None = None,
+        workflow_id: str | None = None,
+        **constraints: Any,
+    ) -> Answer:
+        """Select a model (or use ``model``), call it with recovery, log every attempt.
+
+        ``provider="simulated"`` runs offline on the simulated provider whatever the rows
+        say. ``constraints`` are those of ``recommend`` (strategy, min_context_window, ...).
+        A pinned ``model`` falls back only to the ``fallbacks`` you name.
+        """
+        chain, strategy = self._chain(prompt, model, fallbacks, constraints)
+
+        def call(spec: ModelSpec, text: str):
+            return self.provider(provider or spec.provider).complete(
+                spec, text, max_tokens=max_tokens
+            )
+
+        return self.recovery.run(
+            chain, call, prompt, strategy=strategy, workflow_id=workflow_id, provider=provider
+        )
+
+    async def ask_async(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        fallbacks: list[str] | None = None,
+        provider: str | None = None,
+        max_tokens: int | None = None,
+        workflow_id: str | None = None,
+        **constraints: Any,
+    ) -> Answer:
+        """``ask`` for async code and Jupyter (``await kit.ask_async(...)``)."""
+        chain, strategy = self._chain(prompt, model, fallbacks, constraints)
+
+        async def call(spec: ModelSpec, text: str):
+            return await self.provider(provider or spec.provider).acomplete(
+                spec, text, max_tokens=max_tokens
+            )
+
+        return await self.recovery.run_async(
+            chain, call, prompt, strategy=strategy, workflow_id=workflow_id, provider=provider
+        )
+
+    def set_provider(self, name: str, adapter: Any) -> None:
+        """Use ``adapter`` for every model whose provider is ``name`` (e.g. custom timeouts)."""
+        old = self._providers.pop(name, None)
+        if old is not None and old is not adapter:
+            old.close()
+        self._providers[name] = adapter
+
+    def provider(self, name: str):
+        """The adapter for a provider name, created once per Kit (connections are reused)."""
+        if name not in self._providers:
+            from ims_kit.providers import get_provider
+
+            self._providers[name] = get_provider(name)
+        return self._providers[name]
+
+    def _chain(
+        self,
+        prompt: str,
+        model: str | None,
+        fallbacks: list[str] | None,
+        constraints: dict[str, Any],
+    ) -> tuple[list[ModelSpec], str | None]:
+        if model is not None:
+            chain = [self.registry.lookup(m) for m in [model, *(fallbacks or [])]]
+            self.events.emit("model.queried", model, via="ask")
+            return chain, None
+        rec = self.recommend(prompt, **constraints)
+        chain = [c.model for c in rec.ranked]
+        if fallbacks is not None:
+            chain = chain[:1] + [self.registry.lookup(m) for m in fallbacks]
+        return chain, rec.strategy
+
+    def _chain_for_user_call(self, model_id: str, prompt: str) -> list[ModelSpec]:
+        """The fallback chain for ``execute_with_recovery``: the model, then the ranking."""
+        first = self.registry.lookup(model_id)
+        try:
+            ranked = [c.model for c in self.recommend(prompt).ranked]
+        except ImsError:
+            ranked = []
+        return [first, *(m for m in ranked if m.model_id != model_id)]
+
+    def _stats(self, strategy: str) -> dict:
+        """Observed success and latency per model, for the strategies that use them."""
+        return self.usage.model_stats() if strategy in ("performance", "latency") else {}
+
+    def _open_circuits(self) -> dict[str, str]:
+        """Model id -> when its open circuit lets a probe through."""
+        return self.circuits.unavailable()
 
     def metrics(self) -> dict[str, Any]:
         """The seed's ``/metrics`` figures: registry size and query counts, per vendor and model."""
@@ -32,6 +256,10 @@ class Kit:
             "total_model_queries": self.events.count("model.queried"),
             "total_filter_queries": self.events.count("filter.executed"),
         }
+        usage = self.usage.totals()
+        figures["total_executions"] = usage["requests"]
+        figures["total_execution_failures"] = usage["failures"]
+        figures["total_cost_usd"] = usage["cost"]
         for vendor, n in self.registry.count_by_vendor().items():
             figures[f"vendor_models:{vendor}"] = n
         for model_id, n in self.events.count_by_subject("model.queried").items():
@@ -39,7 +267,10 @@ class Kit:
         return figures
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close provider connections and the database."""
+        for adapter in self._providers.values():
+            adapter.close()
+        self._providers.clear()
         self.db.close()
 
     def __enter__(self) -> Kit:
@@ -50,6 +281,36 @@ class Kit:
 
     def __repr__(self) -> str:
         return f"<Kit {self.path} session={self.session_id}>"
+
+
+def _count_tokens(text: str, model: str | None) -> int:
+    from ims_kit import tokens
+
+    return tokens.count(text, model).tokens
+
+
+def _truncate(text: str, max_tokens: int, model: str | None) -> str:
+    from ims_kit import tokens
+
+    return tokens.truncate(text, max_tokens, model)
+
+
+def _names(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _env_min_context() -> int:
+    raw = os.environ.get("IMS_MIN_CONTEXT")
+    if not raw:
+        return DEFAULT_MIN_CONTEXT
+    try:
+        return int(raw.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise InvalidInputError(
+            f"IMS_MIN_CONTEXT must be a whole number of tokens, got {raw!r}"
+        ) from None
 
 
 def open(path: str | os.PathLike | None = None) -> Kit:

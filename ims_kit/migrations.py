@@ -113,6 +113,20 @@ def m001_initial(db: Database) -> None:
     )
 
 
+@migrations()
+def m002_circuit_probe(db: Database) -> None:
+    """Half-open breakers let exactly one probe through, across processes: remember when the
+    probe slot was taken, so a probe whose process died frees it after a while."""
+    db.execute("ALTER TABLE circuits ADD COLUMN probe_started_at TEXT")
+
+
+@migrations()
+def m003_usage_text(db: Database) -> None:
+    """Optional prompt and answer text, filled only with store_text=True (privacy default)."""
+    db.execute("ALTER TABLE usage ADD COLUMN prompt TEXT")
+    db.execute("ALTER TABLE usage ADD COLUMN response TEXT")
+
+
 def _run(db: Database, script: str) -> None:
     """Execute statements one by one: ``executescript`` would COMMIT the step's transaction."""
     for statement in script.split(";"):

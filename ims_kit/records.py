@@ -248,3 +248,57 @@ class Completion:
     request_id: str | None
     latency_ms: float
     model: str
+
+
+def check_context_window(value: Any) -> int:
+    """A context-window constraint must be a non-negative integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError(f"context window must be a non-negative integer, got {value!r}")
+    return value
+
+
+def check_capabilities(value: Iterable[str] | str | None) -> list[str]:
+    """Normalise a capability constraint; an unknown name is an error listing the known ones."""
+    if value is None:
+        return []
+    caps = [value] if isinstance(value, str) else list(value)
+    for cap in caps:
+        if cap not in CAPABILITIES:
+            raise InvalidInputError(f"unknown capability {cap!r}; known: {', '.join(CAPABILITIES)}")
+    return caps
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try within a request, and what recovery did next."""
+
+    model_id: str
+    error_kind: str | None  # None on success; an ErrorKind value, CIRCUIT_OPEN or MISSING_KEY
+    status: int | None = None
+    request_id: str | None = None
+    latency_ms: float = 0.0
+    action: str = "done"  # done | retry | truncate | fallback | fail
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What ``kit.ask`` returns: the text, who answered, what it cost and every attempt."""
+
+    text: str
+    model_id: str
+    vendor: str
+    provider: str
+    tokens_in: int
+    tokens_out: int
+    token_source: str
+    cost_usd: float | None
+    latency_ms: float
+    call_id: str
+    finish_reason: str | None = None
+    request_id: str | None = None
+    attempts: tuple[Attempt, ...] = ()
+    truncated: bool = False
+
+    def __str__(self) -> str:
+        return self.text

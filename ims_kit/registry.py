@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ims_kit import catalog
 from ims_kit.db import immediate, now_iso
 from ims_kit.errors import DuplicateModelError, InvalidInputError, UnknownModelError
-from ims_kit.records import CAPABILITIES, ModelList, ModelSpec
+from ims_kit.records import ModelList, ModelSpec, check_capabilities, check_context_window
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -55,6 +55,8 @@ class Registry:
     def __init__(self, db: Database, events: EventLog):
         self._db = db
         self._events = events
+        self._writes = 0  # bumped by every write of ours; other processes bump data_version
+        self._snapshot_cache: tuple[tuple[int, int], tuple[ModelSpec, ...]] | None = None
 
     # -- reading ------------------------------------------------------------------------
     def get(self, model_id: str) -> ModelSpec:
@@ -139,6 +141,19 @@ class Registry:
         )
         return found
 
+    def snapshot(self) -> tuple[ModelSpec, ...]:
+        """Every model, cached until this process or another one changes the registry.
+
+        The selector ranks this on every recommendation, so re-reading thousands of rows
+        each time would dominate; ``PRAGMA data_version`` tells when another connection
+        has committed.
+        """
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        key = (version, self._writes)
+        if self._snapshot_cache is None or self._snapshot_cache[0] != key:
+            self._snapshot_cache = (key, tuple(self._select("", [])))
+        return self._snapshot_cache[1]
+
     def vendors(self) -> list[str]:
         """Vendor names present in the registry, sorted."""
         rows = self._db.execute("SELECT DISTINCT vendor FROM models ORDER BY vendor").fetchall()
@@ -191,6 +206,26 @@ class Registry:
                 else:
                     unchanged.append(spec.model_id)
         return SeedResult(added=tuple(added), skipped=tuple(unchanged), updated=tuple(updated))
+
+    def import_catalog(self) -> SeedResult:
+        """Register every chat model genai-prices knows, inactive and priced; idempotent.
+
+        Models already registered under the same vendor and api_model are skipped, so the
+        curated rows are never duplicated. Activate what you want with ``activate(model_id)``.
+        """
+        specs = catalog.genai_prices_models()
+        added, skipped = [], []
+        with immediate(self._db):
+            present = set(self._db.execute("SELECT vendor, api_model FROM models").fetchall())
+            for spec in specs:
+                if spec.model_id in self or (spec.vendor, spec.api_model) in present:
+                    skipped.append(spec.model_id)
+                else:
+                    self._insert(spec, event=False)
+                    added.append(spec.model_id)
+            if added:
+                self._events.emit("model.registered", None, source="genai-prices", count=len(added))
+        return SeedResult(added=tuple(added), skipped=tuple(skipped))
 
     def register(self, spec: ModelSpec, *, replace: bool = False) -> ModelSpec:
         """Add a model; an existing id is an error unless ``replace=True``."""
@@ -272,13 +307,15 @@ class Registry:
         ).fetchall()
         return ModelList(ModelSpec.from_row(dict(zip(_SPEC_FIELDS, r))) for r in rows)
 
-    def _insert(self, spec: ModelSpec) -> None:
+    def _insert(self, spec: ModelSpec, *, event: bool = True) -> None:
+        self._writes += 1
         row = spec.to_row() | {"created": (ts := now_iso()), "updated": ts}
         self._db.execute(
             f"INSERT INTO models ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             list(row.values()),
         )
-        self._events.emit("model.registered", spec.model_id, vendor=spec.vendor)
+        if event:
+            self._events.emit("model.registered", spec.model_id, vendor=spec.vendor)
 
     def _write_changes(self, old: ModelSpec, new: ModelSpec) -> bool:
         """Store ``new`` over ``old``; emit ``model.updated`` with the changed fields."""
@@ -286,6 +323,7 @@ class Registry:
         diff = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
         if not diff:
             return False
+        self._writes += 1
         sets = ", ".join(f"{k} = ?" for k in diff)
         self._db.execute(
             f"UPDATE models SET {sets}, updated = ? WHERE model_id = ?",
@@ -293,21 +331,3 @@ class Registry:
         )
         self._events.emit("model.updated", old.model_id, changes=diff)
         return True
-
-
-def check_context_window(value: Any) -> int:
-    """A context-window constraint must be a non-negative integer."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInputError(f"context window must be a non-negative integer, got {value!r}")
-    return value
-
-
-def check_capabilities(value: Iterable[str] | str | None) -> list[str]:
-    """Normalise a capability constraint; an unknown name is an error listing the known ones."""
-    if value is None:
-        return []
-    caps = [value] if isinstance(value, str) else list(value)
-    for cap in caps:
-        if cap not in CAPABILITIES:
-            raise InvalidInputError(f"unknown capability {cap!r}; known: {', '.join(CAPABILITIES)}")
-    return caps

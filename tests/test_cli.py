@@ -137,3 +137,37 @@ def test_real_subprocess_unknown_database_error_has_no_traceback(tmp_path):
     assert bad.returncode == 1
     assert bad.stderr.strip().count("\n") == 0 and "junk.db" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_ask_offline_with_the_simulated_provider(run):
+    """`ims ask --provider simulated --json` answers offline and logs a usage row."""
+    run("init")
+    data = json.loads(run("ask", "What is 2+2?", "--provider", "simulated", "--json").output)
+    assert data["text"] == "4" and data["provider"] == "simulated"
+    figures = json.loads(run("metrics", "--json").output)
+    assert figures["total_executions"] == 1
+
+
+def test_ask_a_real_model_without_its_key_names_the_variable(run):
+    """A real provider without a key is one line naming the variable, never simulated data."""
+    run("init")
+    result = CliRunner().invoke(cli, ["ask", "hello", "--model", "gpt-4o-mini"])
+    assert result.exit_code == 1 and "OPENAI_API_KEY" in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_ask_announces_a_fallback_on_stderr(run, monkeypatch):
+    """Switching models is never silent: stderr says which model failed and why."""
+    from ims_kit.providers.simulated import SimulatedProvider
+
+    run("init")
+    sim = SimulatedProvider()
+    sim.fail_always("gpt-4o-mini", "OVERLOAD")
+    monkeypatch.setattr("ims_kit.kit.Kit.provider", lambda self, name: sim)
+    result = CliRunner().invoke(
+        cli,
+        ["ask", "hi", "--model", "gpt-4o-mini", "--fallback", "gpt-4o", "--provider", "simulated"],
+    )
+    assert result.exit_code == 0
+    assert "gpt-4o-mini: OVERLOAD: fallback" in result.stderr
+    assert "ims: gpt-4o (simulated)" in result.stderr

@@ -1,0 +1,617 @@
+"""Error recovery: classify a failure, then retry, truncate, fall back or fail fast.
+
+One table (``RULES``) maps every provider or transport failure to an ``ErrorKind`` and a
+``retryable`` flag; the README prints it. What happens next:
+
+- TIMEOUT, OVERLOAD (transient): retry the same model with exponential backoff and jitter
+  (stamina), a bounded number of times, then fall back.
+- RATE_LIMIT: wait out a short Retry-After (capped, since stamina does not cap a wait
+  returned by the predicate) and retry; without one, with a long one, or for an exhausted
+  quota, fall back at once.
+- CONTEXT_OVERFLOW: truncate the prompt to fit and resend (a few times at most), then fall
+  back to a candidate with a larger window.
+- AUTHENTICATION: never retried; falls back to another vendor (another key may work).
+- INVALID_REQUEST: never retried and not sent elsewhere: the request itself is wrong.
+
+Every attempt is a usage row and every retry, truncation and fallback an event; breakers
+are consulted before each call and told its outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import stamina
+
+from ims_kit.errors import AllModelsFailed, ErrorKind, MissingKeyError, ProviderError
+from ims_kit.records import Answer, Attempt, Completion, ModelSpec
+
+if TYPE_CHECKING:
+    from ims_kit.circuits import CircuitBreaker, Permit
+    from ims_kit.events import EventLog
+    from ims_kit.usage import UsageTracker
+
+K = ErrorKind
+
+
+# -- classification ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Classification:
+    """What a failure means for recovery."""
+
+    kind: ErrorKind
+    retryable: bool
+    rule: str
+
+    @property
+    def account_wide(self) -> bool:
+        """True when every model of the same vendor would fail the same way (key, quota)."""
+        return self.kind is K.AUTHENTICATION or self.rule == "quota exhausted"
+
+
+def _text(e: ProviderError) -> str:
+    return f"{e.error_type or ''} {e.code or ''} {e.message}".lower()
+
+
+_QUOTA = re.compile(
+    r"insufficient_quota|exceeded your current quota|credit balance is too low|"
+    r"per ?day|perday|daily limit"
+)
+_OVERFLOW = re.compile(
+    r"context_length_exceeded|maximum context length|prompt is too long|"
+    r"input token count.*exceeds|too many tokens|context window"
+)
+_AUTH = re.compile(
+    r"invalid_api_key|authentication_error|permission_error|api_key_invalid|"
+    r"permission_denied|unauthenticated|invalid x-api-key|api key not valid"
+)
+
+
+def _quota_exhausted(e: ProviderError) -> bool:
+    # Gemini says "exceeded your current quota" for per-minute limits too; its quota id
+    # (in ``code``) tells a per-minute limit, which passes, from a per-day one, which does not.
+    text = _text(e)
+    return "perminute" not in text and bool(_QUOTA.search(text))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the classification table: first match wins."""
+
+    name: str
+    kind: ErrorKind
+    retryable: bool
+    matches: Callable[[ProviderError], bool]
+    when: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "quota exhausted",
+        K.RATE_LIMIT,
+        False,
+        lambda e: e.status in (429, 400, 403, None) and _quota_exhausted(e),
+        "OpenAI `insufficient_quota`, Gemini per-day quota, Anthropic credit balance too low",
+    ),
+    Rule(
+        "context overflow",
+        K.CONTEXT_OVERFLOW,
+        False,
+        lambda e: e.status in (400, 413, 422, None) and bool(_OVERFLOW.search(_text(e))),
+        "`context_length_exceeded`, `prompt is too long`, `input token count ... exceeds`, 413",
+    ),
+    Rule(
+        "authentication",
+        K.AUTHENTICATION,
+        False,
+        lambda e: e.status in (401, 403) or bool(_AUTH.search(_text(e))),
+        "401, 403, `invalid_api_key`, `authentication_error`, `API_KEY_INVALID`",
+    ),
+    Rule(
+        "rate limit",
+        K.RATE_LIMIT,
+        True,
+        lambda e: e.status == 429 or "rate_limit" in _text(e) or "resource_exhausted" in _text(e),
+        "429, `rate_limit_error`, `RESOURCE_EXHAUSTED` (honours Retry-After up to the cap)",
+    ),
+    Rule(
+        "timeout",
+        K.TIMEOUT,
+        True,
+        lambda e: (
+            e.transport == "timeout" or e.status in (408, 504) or "deadline_exceeded" in _text(e)
+        ),
+        "client timeout, 408, 504, `DEADLINE_EXCEEDED`",
+    ),
+    Rule(
+        "overload",
+        K.OVERLOAD,
+        True,
+        lambda e: e.status is not None and (e.status == 529 or e.status >= 500),
+        "529 `overloaded_error`, 503 `UNAVAILABLE`, any other 5xx (HTML gateway pages too)",
+    ),
+    Rule(
+        "connection failure",
+        K.OVERLOAD,
+        True,
+        lambda e: e.transport in ("connect", "read", "protocol"),
+        "connection refused, reset or dropped: transient, the server may be restarting",
+    ),
+    Rule(
+        "invalid request",
+        K.INVALID_REQUEST,
+        False,
+        lambda e: e.status is not None and 400 <= e.status < 500,
+        "any other 4xx: 400 bad parameter, 404 unknown model, 422",
+    ),
+)
+
+
+def classify(error: BaseException) -> Classification:
+    """Map a ProviderError, an httpx/OS transport error or an SDK error to kind + retryable."""
+    e = error if isinstance(error, ProviderError) else _as_provider_error(error)
+    for rule in RULES:
+        if rule.matches(e):
+            return Classification(rule.kind, rule.retryable, rule.name)
+    return Classification(K.UNKNOWN, False, "unknown")
+
+
+def _as_provider_error(error: BaseException) -> ProviderError:
+    """Read what we can from foreign exceptions (httpx, asyncio, vendor SDKs)."""
+    name = type(error).__name__.lower()
+    transport = None
+    if isinstance(error, TimeoutError | asyncio.TimeoutError) or "timeout" in name:
+        transport = "timeout"
+    elif isinstance(error, ConnectionRefusedError) or "connect" in name:
+        transport = "connect"
+    elif isinstance(error, ConnectionError) or name in ("readerror", "remoteprotocolerror"):
+        transport = "read"
+    status = getattr(error, "status_code", None) or getattr(error, "status", None)
+    if not isinstance(status, int):
+        code = getattr(error, "code", None)
+        status = code if isinstance(code, int) else None
+    body = getattr(error, "body", None)
+    err = body.get("error", body) if isinstance(body, dict) else {}
+    err = err if isinstance(err, dict) else {}
+    return ProviderError(
+        str(error)[:300],
+        provider="external",
+        status=status,
+        error_type=err.get("type") or err.get("status"),
+        code=err.get("code"),
+        transport=transport,
+    )
+
+
+def rules_table() -> str:
+    """The classification table as Markdown, for the README and ``ims`` help."""
+    lines = ["| order | kind | retryable | matches |", "|---|---|---|---|"]
+    for i, r in enumerate(RULES, start=1):
+        lines.append(f"| {i} | {r.kind.value} | {'yes' if r.retryable else 'no'} | {r.when} |")
+    lines.append(f"| - | {K.UNKNOWN.value} | no | anything else |")
+    return "\n".join(lines)
+
+
+# -- policy -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecoveryPolicy:
+    """How hard recovery tries before giving up on a model."""
+
+    retries: int = 2  # extra tries of the same model for TIMEOUT / OVERLOAD / short RATE_LIMIT
+    max_truncations: int = 2
+    retry_after_cap_s: float = 10.0
+    wait_initial_s: float = 0.5
+    wait_max_s: float = 8.0
+    wait_jitter_s: float = 0.5
+    model_timeout_s: float = 60.0  # total retry budget for one model
+    truncate: bool = True
+
+
+# -- the loop -----------------------------------------------------------------------------------
+class _Failed(Exception):
+    """One attempt failed; carries what recovery decided about it."""
+
+    def __init__(
+        self,
+        attempt: Attempt,
+        cls: Classification | None,
+        wait_s: float | None,
+        error: BaseException | None,
+    ):
+        self.attempt = attempt
+        self.cls = cls
+        self.wait_s = wait_s  # None: stop retrying this model
+        self.error = error
+
+
+@dataclass
+class _Call:
+    """The state of one request across its attempts."""
+
+    prompt: str
+    strategy: str | None
+    workflow_id: str | None
+    first_model: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    truncations: int = 0
+    skip_vendors: set[str] = field(default_factory=set)
+    larger_than: int = 0  # after an overflow, only models with a larger window may follow
+    provider: str | None = None  # overrides the rows' provider (e.g. "simulated")
+    current_prompt: str = ""  # what the current model is sent (shorter after a truncation)
+    missing_keys: list[MissingKeyError] = field(default_factory=list)
+
+    def give_up(self) -> Exception:
+        """The error for a request no candidate served: a missing key if that was all."""
+        if self.missing_keys and len(self.missing_keys) == len(self.attempts):
+            return self.missing_keys[0]
+        return AllModelsFailed(self.attempts)
+
+
+CallFn = Callable[[ModelSpec, str], Completion]
+AsyncCallFn = Callable[[ModelSpec, str], Awaitable[Completion]]
+
+
+class Recovery:
+    """Runs a call over a chain of candidate models with retries, truncation and breakers."""
+
+    def __init__(
+        self,
+        breaker: CircuitBreaker,
+        usage: UsageTracker,
+        events: EventLog,
+        policy: RecoveryPolicy | None = None,
+        count_tokens: Callable[[str, str], int] | None = None,
+        truncate: Callable[[str, int, str], str] | None = None,
+    ):
+        self.breaker = breaker
+        self.usage = usage
+        self.events = events
+        self.policy = policy or RecoveryPolicy()
+        self._count = count_tokens or (lambda text, model: max(1, len(text) // 4))
+        self._truncate = truncate or (lambda text, n, model: text[: n * 4])
+        self.chain_for: Callable[[str, str], list[ModelSpec]] | None = None  # set by Kit
+
+    def get_circuit_status(self) -> dict[str, dict[str, Any]]:
+        """Every model with breaker history: state, failures, opened_at, retry_at, ..."""
+        return self.breaker.status()
+
+    # sync driver
+    def run(
+        self,
+        candidates: list[ModelSpec],
+        call: CallFn,
+        prompt: str,
+        *,
+        strategy: str | None = None,
+        workflow_id: str | None = None,
+        provider: str | None = None,
+    ) -> Answer:
+        """Call the first candidate that works; raise AllModelsFailed when none does."""
+        state = _Call(prompt, strategy, workflow_id, provider=provider)
+        for spec in candidates:
+            if self._skip(spec, state):
+                continue
+            state.current_prompt = state.prompt
+            try:
+                for attempt in self._retrying(state):
+                    with attempt:
+                        permit = self._permit(spec, state)
+                        started = time.perf_counter()
+                        try:
+                            completion = call(spec, state.current_prompt)
+                        except Exception as exc:
+                            self._failure(spec, state, permit, exc, started)
+                        else:
+                            return self._success(spec, state, permit, completion)
+            except _Failed as failed:
+                self._after_model(spec, state, failed)
+        raise state.give_up()
+
+    # async driver: the same steps, awaited
+    async def run_async(
+        self,
+        candidates: list[ModelSpec],
+        call: AsyncCallFn,
+        prompt: str,
+        *,
+        strategy: str | None = None,
+        workflow_id: str | None = None,
+        provider: str | None = None,
+    ) -> Answer:
+        """``run`` for async code: awaits ``call`` and sleeps without blocking the loop."""
+        state = _Call(prompt, strategy, workflow_id, provider=provider)
+        for spec in candidates:
+            if self._skip(spec, state):
+                continue
+            state.current_prompt = state.prompt
+            try:
+                async for attempt in self._retrying(state):
+                    with attempt:
+                        permit = self._permit(spec, state)
+                        started = time.perf_counter()
+                        try:
+                            completion = await call(spec, state.current_prompt)
+                        except asyncio.CancelledError:
+                            self.breaker.cancelled(permit)
+                            raise
+                        except Exception as exc:
+                            self._failure(spec, state, permit, exc, started)
+                        else:
+                            return self._success(spec, state, permit, completion)
+            except _Failed as failed:
+                self._after_model(spec, state, failed)
+        raise state.give_up()
+
+    async def execute_with_recovery(
+        self,
+        execution_fn: Callable[..., Awaitable[Any]],
+        model_id: str,
+        prompt: str,
+        *,
+        fallbacks: list[str] | None = None,
+        workflow_id: str | None = None,
+    ) -> Any:
+        """Protect your own async call ``execution_fn(model_id, prompt)`` with ims_kit's
+        classification, retries, fallbacks and breakers; returns what it returns.
+
+        Fallbacks are ``fallbacks`` (model ids) or, by default, the selector's ranking for
+        this prompt. Token counts are read from the result when it reports them
+        (``usage.prompt_tokens``/``input_tokens``...), else estimated.
+        """
+        if self.chain_for is None:
+            raise RuntimeError("execute_with_recovery needs a Kit (kit.recovery)")
+        chain = (
+            self.chain_for(model_id, prompt)
+            if fallbacks is None
+            else [self.chain_for(m, prompt)[0] for m in [model_id, *fallbacks]]
+        )
+        results: dict[str, Any] = {}
+
+        async def call(spec: ModelSpec, text: str) -> Completion:
+            started = time.perf_counter()
+            result = await execution_fn(spec.model_id, text)
+            results["value"] = result
+            tin, tout = _reported_tokens(result)
+            return Completion(
+                str(result)[:0],
+                tin,
+                tout,
+                None,
+                None,
+                (time.perf_counter() - started) * 1000,
+                spec.api_model,
+            )
+
+        await self.run_async(chain, call, prompt, workflow_id=workflow_id)
+        return results["value"]
+
+    # -- steps shared by both drivers ---------------------------------------------------------
+    def _retrying(self, state: _Call):
+        p = self.policy
+
+        def on(exc: BaseException) -> bool | float:
+            if not isinstance(exc, _Failed) or exc.wait_s is None:
+                return False
+            return exc.wait_s if exc.wait_s >= 0 else True
+
+        return stamina.retry_context(
+            on=on,
+            attempts=1 + p.retries + p.max_truncations,
+            timeout=p.model_timeout_s,
+            wait_initial=p.wait_initial_s,
+            wait_max=p.wait_max_s,
+            wait_jitter=p.wait_jitter_s,
+        )
+
+    def _skip(self, spec: ModelSpec, state: _Call) -> bool:
+        if spec.vendor in state.skip_vendors:
+            return True
+        return bool(state.larger_than) and spec.context_window <= state.larger_than
+
+    def _permit(self, spec: ModelSpec, state: _Call) -> Permit:
+        permit = self.breaker.allow(spec.model_id)
+        if permit is None:
+            retry_at = self.breaker.status().get(spec.model_id, {}).get("retry_at")
+            attempt = Attempt(
+                spec.model_id,
+                "CIRCUIT_OPEN",
+                action="fallback",
+                detail=f"circuit open until {retry_at}",
+            )
+            state.attempts.append(attempt)
+            raise _Failed(attempt, None, None, None)
+        return permit
+
+    def _success(self, spec: ModelSpec, state: _Call, permit: Permit, c: Completion) -> Answer:
+        prompt_sent = state.current_prompt
+        self.breaker.record_success(permit)
+        tin, tout, source = c.tokens_in, c.tokens_out, "provider"
+        if tin is None or tout is None:
+            source = "estimate"
+            tin = tin if tin is not None else self._count(prompt_sent, spec.model_id)
+            tout = tout if tout is not None else self._count(c.text, spec.model_id)
+        record = self._log(
+            spec, state, tin, tout, source, c.latency_ms, True, None, response=c.text
+        )
+        state.attempts.append(Attempt(spec.model_id, None, 200, c.request_id, c.latency_ms))
+        return Answer(
+            text=c.text,
+            model_id=spec.model_id,
+            vendor=spec.vendor,
+            provider=state.provider or spec.provider,
+            tokens_in=tin,
+            tokens_out=tout,
+            token_source=source,
+            cost_usd=record.cost_usd,
+            latency_ms=sum(a.latency_ms for a in state.attempts),
+            call_id=record.call_id,
+            finish_reason=c.finish_reason,
+            request_id=c.request_id,
+            attempts=tuple(state.attempts),
+            truncated=prompt_sent != state.prompt,
+        )
+
+    def _failure(
+        self, spec: ModelSpec, state: _Call, permit: Permit, exc: Exception, started: float
+    ) -> None:
+        """Record a failed attempt and raise _Failed saying whether to retry and after what."""
+        prompt_sent = state.current_prompt
+        latency = (time.perf_counter() - started) * 1000
+        if isinstance(exc, MissingKeyError):
+            self.breaker.release(permit)
+            attempt = Attempt(spec.model_id, "MISSING_KEY", action="fallback", detail=str(exc))
+            state.attempts.append(attempt)
+            state.missing_keys.append(exc)
+            raise _Failed(attempt, None, None, exc) from exc
+        cls = classify(exc)
+        err = exc if isinstance(exc, ProviderError) else None
+        status = err.status if err else None
+        request_id = err.request_id if err else None
+        self.breaker.record_failure(permit, cls.kind)
+        tin = self._count(prompt_sent, spec.model_id)
+        self._log(spec, state, tin, 0, "estimate", latency, False, cls.kind)
+        wait, action, detail, next_prompt = self._decide(spec, state, cls, err, prompt_sent)
+        attempt = Attempt(
+            spec.model_id, cls.kind.value, status, request_id, latency, action, detail
+        )
+        state.attempts.append(attempt)
+        if action in ("retry", "truncate"):
+            self.events.emit(
+                f"recovery.{'retry' if action == 'retry' else 'truncated'}",
+                spec.model_id,
+                error_kind=cls.kind.value,
+                status=status,
+                detail=detail,
+                wait_s=wait,
+                workflow_id=state.workflow_id,
+            )
+        if action == "truncate":
+            state.current_prompt = next_prompt  # the retry sends the shorter prompt
+        raise _Failed(attempt, cls, wait, exc) from exc
+
+    def _decide(
+        self,
+        spec: ModelSpec,
+        state: _Call,
+        cls: Classification,
+        err: ProviderError | None,
+        prompt_sent: str,
+    ):
+        """-> (wait_s or None, action, detail, next prompt)."""
+        p = self.policy
+        tries = sum(
+            1
+            for a in state.attempts
+            if a.model_id == spec.model_id and a.error_kind not in (None, K.CONTEXT_OVERFLOW.value)
+        )
+        if cls.kind is K.CONTEXT_OVERFLOW:
+            if p.truncate and state.truncations < p.max_truncations:
+                budget = self._fit(spec, err, prompt_sent)
+                state.truncations += 1
+                shorter = self._truncate(prompt_sent, budget, spec.model_id)
+                return 0.0, "truncate", f"truncated to ~{budget:,} tokens", shorter
+            return None, "fallback", "still too long: trying a larger window", prompt_sent
+        if cls.kind is K.INVALID_REQUEST:
+            return None, "fail", "the request is invalid: not retried, not sent elsewhere", None
+        if not cls.retryable:
+            return None, "fallback", cls.rule, prompt_sent
+        if tries >= p.retries or self.breaker.is_open(spec.model_id):
+            return None, "fallback", f"{cls.rule}: retries exhausted", prompt_sent
+        if cls.kind is K.RATE_LIMIT:
+            after = err.retry_after_s if err else None
+            if after is None or after > p.retry_after_cap_s:
+                why = "no Retry-After" if after is None else f"Retry-After {after:g}s > cap"
+                return None, "fallback", f"rate limited ({why})", prompt_sent
+            return float(after), "retry", f"Retry-After {after:g}s", prompt_sent
+        return -1.0, "retry", f"{cls.rule}: backoff", prompt_sent
+
+    def _fit(self, spec: ModelSpec, err: ProviderError | None, prompt: str) -> int:
+        """Token budget (in our count) for a prompt the provider found too long.
+
+        The target is the window less room for the answer, with 5% slack. When the provider
+        reported its own count ("130532 tokens > 128000"), ours is scaled by its ratio,
+        since its tokenizer is the one that decides; otherwise we cut at least a quarter.
+        """
+        ours = self._count(prompt, spec.model_id)
+        limit = err.limit_tokens if err is not None and err.limit_tokens else spec.context_window
+        reserve = min(spec.max_output_tokens, max(256, limit // 8))
+        target = max(1, int((limit - reserve) * 0.95))
+        if err is not None and err.prompt_tokens:
+            return max(1, min(ours - 1, int(ours * target / err.prompt_tokens)))
+        return max(1, min(target, int(ours * 0.75)))
+
+    def _after_model(self, spec: ModelSpec, state: _Call, failed: _Failed) -> None:
+        """Leave this model: fail the request, or note what the next candidates must satisfy."""
+        if failed.cls is not None and failed.cls.kind is K.INVALID_REQUEST:
+            raise AllModelsFailed(state.attempts, "the request was refused as invalid")
+        if failed.cls is not None and failed.cls.account_wide:
+            state.skip_vendors.add(spec.vendor)
+        if failed.cls is not None and failed.cls.kind is K.CONTEXT_OVERFLOW:
+            state.larger_than = max(state.larger_than, spec.context_window)
+        state.first_model = state.first_model or spec.model_id
+        self.events.emit(
+            "recovery.fallback",
+            spec.model_id,
+            error_kind=failed.attempt.error_kind,
+            detail=failed.attempt.detail,
+            workflow_id=state.workflow_id,
+        )
+
+    def _log(
+        self,
+        spec: ModelSpec,
+        state: _Call,
+        tin: int,
+        tout: int,
+        source: str,
+        latency_ms: float,
+        success: bool,
+        kind: ErrorKind | None,
+        response: str | None = None,
+    ):
+        fallback_from = state.first_model if state.first_model != spec.model_id else None
+        return self.usage.log_execution(
+            model_id=spec.model_id,
+            vendor_id=spec.vendor,
+            tokens_in=tin,
+            tokens_out=tout,
+            cost_per_mil_in=spec.cost_per_mil_in,
+            cost_per_mil_out=spec.cost_per_mil_out,
+            latency_ms=latency_ms,
+            success=success,
+            error_kind=kind,
+            provider=state.provider or spec.provider,
+            token_source=source,
+            workflow_id=state.workflow_id,
+            attempt=len(state.attempts) + 1,
+            fallback_from=fallback_from,
+            strategy=state.strategy,
+            prompt=state.current_prompt,
+            response=response,
+        )
+
+
+def _reported_tokens(result: Any) -> tuple[int | None, int | None]:
+    """Token counts from an SDK response or dict, when it reports them."""
+    usage = getattr(result, "usage", None) or getattr(result, "usage_metadata", None)
+    if usage is None and isinstance(result, dict):
+        usage = result.get("usage") or result.get("usageMetadata")
+    if usage is None:
+        return None, None
+
+    def get(*names: str) -> int | None:
+        for n in names:
+            v = usage.get(n) if isinstance(usage, dict) else getattr(usage, n, None)
+            if isinstance(v, int):
+                return v
+        return None
+
+    return (
+        get("prompt_tokens", "input_tokens", "promptTokenCount", "prompt_token_count"),
+        get("completion_tokens", "output_tokens", "candidatesTokenCount", "candidates_token_count"),
+    )

@@ -1,0 +1,319 @@
+"""The usage log: one row per model call attempt (tokens, cost, latency, outcome) and its stats.
+
+Every row is committed, with its ``model.executed`` event, before ``log_execution`` returns,
+so a process killed afterwards loses nothing. Aggregates are computed in SQL (indexes on
+``ts`` and ``model_id``) so they stay quick on large logs; pandas is imported only for frames.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ims_kit.db import immediate, now_iso
+from ims_kit.errors import ErrorKind, InvalidInputError
+from ims_kit.records import cost_usd
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+    from ims_kit.events import EventLog
+    from ims_kit.selector import ModelStats
+
+GROUPINGS = {
+    "model": "model_id",
+    "vendor": "vendor_id",
+    "day": "substr(ts, 1, 10)",
+    "provider": "provider",
+}
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """One attempt as stored in the ``usage`` table."""
+
+    call_id: str
+    ts: str
+    session_id: str | None
+    workflow_id: str | None
+    model_id: str
+    vendor_id: str | None
+    provider: str | None
+    tokens_in: int
+    tokens_out: int
+    token_source: str
+    cost_per_mil_in: float | None
+    cost_per_mil_out: float | None
+    cost_usd: float | None
+    latency_ms: float
+    success: bool
+    error_kind: str | None
+    attempt: int
+    fallback_from: str | None
+    strategy: str | None
+
+
+class UsageTracker:
+    """Records every call attempt and answers questions about them."""
+
+    def __init__(
+        self, db: Database, events: EventLog, session_id: str, *, store_text: bool = False
+    ):
+        self._db = db
+        self._events = events
+        self.session_id = session_id
+        self.store_text = store_text  # prompts and answers are kept only when asked for
+
+    def log_execution(
+        self,
+        *,
+        model_id: str,
+        vendor_id: str | None,
+        tokens_in: int,
+        tokens_out: int,
+        cost_per_mil_in: float | None,
+        cost_per_mil_out: float | None,
+        latency_ms: float,
+        success: bool,
+        error_kind: ErrorKind | str | None = None,
+        provider: str | None = None,
+        token_source: str = "provider",
+        workflow_id: str | None = None,
+        attempt: int = 1,
+        fallback_from: str | None = None,
+        strategy: str | None = None,
+        call_id: str | None = None,
+        prompt: str | None = None,
+        response: str | None = None,
+    ) -> UsageRecord:
+        """Store one attempt and emit ``model.executed``; cost is computed from these prices.
+
+        A model without a price stores ``cost_usd`` NULL (unpriced), never 0.
+        """
+        _check_count("tokens_in", tokens_in)
+        _check_count("tokens_out", tokens_out)
+        for name, price in (
+            ("cost_per_mil_in", cost_per_mil_in),
+            ("cost_per_mil_out", cost_per_mil_out),
+        ):
+            if price is not None and (
+                isinstance(price, bool) or not isinstance(price, int | float) or not price >= 0
+            ):
+                raise InvalidInputError(
+                    f"{name} must be a non-negative number or None, got {price!r}"
+                )
+        if (
+            isinstance(latency_ms, bool)
+            or not isinstance(latency_ms, int | float)
+            or not (math.isfinite(latency_ms) and latency_ms >= 0)
+        ):
+            raise InvalidInputError(f"latency_ms must be a non-negative number, got {latency_ms!r}")
+        if token_source not in ("provider", "estimate"):
+            raise InvalidInputError(
+                f"token_source must be 'provider' or 'estimate', got {token_source!r}"
+            )
+        record = UsageRecord(
+            call_id=call_id or uuid.uuid4().hex,
+            ts=now_iso(),
+            session_id=self.session_id,
+            workflow_id=workflow_id,
+            model_id=model_id,
+            vendor_id=vendor_id,
+            provider=provider,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            token_source=token_source,
+            cost_per_mil_in=cost_per_mil_in,
+            cost_per_mil_out=cost_per_mil_out,
+            cost_usd=cost_usd(tokens_in, tokens_out, cost_per_mil_in, cost_per_mil_out),
+            latency_ms=float(latency_ms),
+            success=bool(success),
+            error_kind=str(error_kind) if error_kind is not None else None,
+            attempt=attempt,
+            fallback_from=fallback_from,
+            strategy=strategy,
+        )
+        row = asdict(record)
+        row["success"] = int(record.success)
+        if self.store_text:
+            row["prompt"], row["response"] = prompt, response
+        with immediate(self._db):
+            self._db.execute(
+                f"INSERT INTO usage ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()),
+            )
+            self._events.emit(
+                "model.executed",
+                model_id,
+                call_id=record.call_id,
+                vendor_id=vendor_id,
+                provider=provider,
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                cost_usd=record.cost_usd,
+                latency_ms=record.latency_ms,
+                success=record.success,
+                error_kind=record.error_kind,
+                workflow_id=workflow_id,
+                attempt=attempt,
+            )
+        return record
+
+    def get_session_stats(self) -> dict[str, Any]:
+        """This session's requests, tokens, cost, failures and success rate (the seed's keys).
+
+        ``cost`` sums priced calls only; ``unpriced_requests`` counts the others, and when
+        every call was unpriced ``cost`` is None rather than $0.
+        """
+        return self.totals(session_id=self.session_id)
+
+    def totals(self, *, since: Any = None, session_id: str | None = None) -> dict[str, Any]:
+        """The same figures over the whole log (or since a time, or for one session)."""
+        where, params = _where(since=since, session_id=session_id)
+        row = self._db.execute(
+            f"""SELECT count(*), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0),
+                       sum(cost_usd), count(cost_usd), coalesce(sum(success = 0), 0),
+                       coalesce(sum(provider = 'simulated'), 0)
+                FROM usage {where}""",
+            params,
+        ).fetchone()
+        requests, tin, tout, cost, priced, failures, simulated = row
+        return {
+            "requests": requests,
+            "tokens": tin + tout,
+            "tokens_in": tin,
+            "tokens_out": tout,
+            "cost": cost if priced or not requests else None,
+            "unpriced_requests": requests - priced,
+            "failures": failures,
+            "success_rate": (requests - failures) / requests if requests else None,
+            "simulated_requests": simulated,
+        }
+
+    def summary(self, by: str = "model", *, since: Any = None):
+        """A DataFrame per model, vendor, provider or day: requests, tokens, cost, failures,
+        success rate, p50/p95 latency. Aggregated in SQL."""
+        import pandas as pd
+
+        return pd.DataFrame(self.summary_rows(by, since=since))
+
+    def summary_rows(self, by: str = "model", *, since: Any = None) -> list[dict[str, Any]]:
+        """``summary`` as plain dicts (for the CLI and JSON)."""
+        if by not in GROUPINGS:
+            raise InvalidInputError(f"unknown grouping {by!r}; known: {', '.join(GROUPINGS)}")
+        key = GROUPINGS[by]
+        where, params = _where(since=since)
+        rows = self._db.execute(
+            f"""WITH base AS (SELECT {key} AS k, * FROM usage {where}),
+                lat AS (SELECT k, latency_ms,
+                               row_number() OVER (PARTITION BY k ORDER BY latency_ms) AS rn,
+                               count(*) OVER (PARTITION BY k) AS n
+                        FROM base WHERE success = 1)
+                SELECT b.k, b.requests, b.tokens_in, b.tokens_out, b.cost, b.priced, b.failures,
+                       p.p50, p.p95, p.p99
+                FROM (SELECT k, count(*) AS requests, sum(tokens_in) AS tokens_in,
+                             sum(tokens_out) AS tokens_out, sum(cost_usd) AS cost,
+                             count(cost_usd) AS priced, sum(success = 0) AS failures
+                      FROM base GROUP BY k) AS b
+                LEFT JOIN (SELECT k, min(CASE WHEN rn >= 0.50 * n THEN latency_ms END) AS p50,
+                                     min(CASE WHEN rn >= 0.95 * n THEN latency_ms END) AS p95,
+                                     min(CASE WHEN rn >= 0.99 * n THEN latency_ms END) AS p99
+                           FROM lat GROUP BY k) AS p ON p.k = b.k
+                ORDER BY b.k""",
+            params,
+        ).fetchall()
+        return [
+            {
+                by: k,
+                "requests": n,
+                "tokens_in": tin,
+                "tokens_out": tout,
+                "cost_usd": cost if priced else None,
+                "unpriced_requests": n - priced,
+                "failures": fails,
+                "success_rate": (n - fails) / n,
+                "p50_latency_ms": p50,
+                "p95_latency_ms": p95,
+                "p99_latency_ms": p99,
+            }
+            for k, n, tin, tout, cost, priced, fails, p50, p95, p99 in rows
+        ]
+
+    def model_stats(self) -> dict[str, ModelStats]:
+        """Observed success rate and median latency per model, for the selector."""
+        from ims_kit.selector import ModelStats
+
+        return {
+            r["model"]: ModelStats(r["requests"], r["success_rate"], r["p50_latency_ms"])
+            for r in self.summary_rows("model")
+        }
+
+    def to_frame(
+        self, *, since: Any = None, session_id: str | None = None, workflow_id: str | None = None
+    ):
+        """One row per attempt as a pandas DataFrame (``ts`` parsed to datetimes)."""
+        import pandas as pd
+
+        where, params = _where(since=since, session_id=session_id, workflow_id=workflow_id)
+        frame = pd.read_sql_query(
+            f"SELECT * FROM usage {where} ORDER BY id", self._db.conn, params=params
+        )
+        frame["ts"] = pd.to_datetime(frame["ts"], format="ISO8601")
+        frame["success"] = frame["success"].astype(bool)
+        return frame
+
+    def records(self, *, workflow_id: str | None = None, limit: int = 1000) -> list[UsageRecord]:
+        """Recent attempts as UsageRecord values (newest last)."""
+        where, params = _where(workflow_id=workflow_id)
+        cursor = self._db.execute(
+            f"SELECT * FROM (SELECT * FROM usage {where} ORDER BY id DESC LIMIT ?) ORDER BY id",
+            [*params, int(limit)],
+        )
+        names = [d[0] for d in cursor.description]
+        out = []
+        for values in cursor.fetchall():
+            row = dict(zip(names, values))
+            for extra in ("id", "prompt", "response"):
+                row.pop(extra, None)
+            row["success"] = bool(row["success"])
+            out.append(UsageRecord(**row))
+        return out
+
+
+def _check_count(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError(f"{name} must be a non-negative integer, got {value!r}")
+
+
+def _since_iso(since: Any) -> str:
+    if isinstance(since, timedelta):
+        return (datetime.now(UTC) - since).isoformat()
+    if isinstance(since, datetime):
+        return (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    if isinstance(since, str):
+        try:
+            return _since_iso(datetime.fromisoformat(since))
+        except ValueError:
+            pass
+    raise InvalidInputError(
+        f"since must be a datetime, a timedelta or an ISO-8601 string, got {since!r}"
+    )
+
+
+def _where(
+    *, since: Any = None, session_id: str | None = None, workflow_id: str | None = None
+) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if since is not None:
+        clauses.append("ts >= ?")
+        params.append(_since_iso(since))
+    if session_id is not None:
+        clauses.append("session_id = ?")
+        params.append(session_id)
+    if workflow_id is not None:
+        clauses.append("workflow_id = ?")
+        params.append(workflow_id)
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params

@@ -1,0 +1,112 @@
+"""kit.recommend and `ims recommend`: the selector over the seeded registry, with events."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ims_kit.cli import cli
+from ims_kit.errors import InvalidInputError, NoModelAvailable
+
+
+def test_recommend_by_cost_picks_the_cheapest_feasible_seeded_model(seeded):
+    """The cost strategy's choice is the lowest estimated cost among active models."""
+    rec = seeded.recommend("Summarise this paragraph about tides.", strategy="cost")
+    costs = [c.estimated_cost_usd for c in rec.ranked if c.estimated_cost_usd is not None]
+    assert rec.ranked[0].estimated_cost_usd == min(costs)
+    assert rec.model.active
+
+
+def test_recommend_appends_model_queried_with_strategy_and_constraints(seeded):
+    """Every recommendation is a model.queried event for the chosen model (it feeds metrics)."""
+    rec = seeded.recommend(
+        "hello", strategy="performance", min_context_window=50_000, vendors="Google"
+    )
+    event = seeded.events.recent(kind="model.queried")[0]
+    assert event.subject == rec.model.model_id and rec.model.vendor == "Google"
+    assert event.payload["strategy"] == "performance"
+    assert event.payload["constraints"] == {"min_context_window": 50_000, "vendors": ["Google"]}
+    assert seeded.metrics()[f"model_queries:{rec.model.model_id}"] == 1
+
+
+def test_strategy_and_min_context_default_from_the_environment(seeded, monkeypatch):
+    """IMS_STRATEGY and IMS_MIN_CONTEXT are the defaults when no argument is given."""
+    monkeypatch.setenv("IMS_STRATEGY", "performance")
+    monkeypatch.setenv("IMS_MIN_CONTEXT", "300000")
+    rec = seeded.recommend("hi")
+    assert rec.strategy == "performance" and rec.request.min_context_window == 300_000
+    assert all(c.model.context_window >= 300_000 for c in rec.ranked)
+
+
+def test_bad_ims_min_context_is_a_clear_error(seeded, monkeypatch):
+    """A non-numeric IMS_MIN_CONTEXT names the variable."""
+    monkeypatch.setenv("IMS_MIN_CONTEXT", "lots")
+    with pytest.raises(InvalidInputError, match="IMS_MIN_CONTEXT"):
+        seeded.recommend("hi")
+
+
+def test_empty_prompt_is_allowed(seeded):
+    """Constraints alone decide when there is no prompt."""
+    assert seeded.recommend("", min_context_window=1_000_000).model.context_window >= 1_000_000
+
+
+def test_empty_registry_says_to_run_init(kit):
+    """With no models the error says what to do."""
+    with pytest.raises(NoModelAvailable, match="ims init"):
+        kit.recommend("hi")
+
+
+def test_imported_catalog_is_inactive_and_does_not_change_the_choice(seeded):
+    """import_catalog adds ~2,000 priced inactive models; active choices stay the same."""
+    before = seeded.recommend("hi").model.model_id
+    result = seeded.registry.import_catalog()
+    assert len(result.added) > 1_000
+    assert seeded.recommend("hi").model.model_id == before
+    assert seeded.registry.import_catalog().added == ()
+    everything = seeded.recommend("hi", include_inactive=True)
+    assert len(everything.ranked) > 1_000
+
+
+def test_cli_recommend_json(seeded):
+    """`ims recommend --strategy performance --min-context 50000 --json` prints the ranking."""
+    result = CliRunner().invoke(
+        cli, ["recommend", "--strategy", "performance", "--min-context", "50000", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["strategy"] == "performance" and data["candidates"][0]["rank"] == 1
+    qualities = [seeded.registry.lookup(c["model_id"]).quality for c in data["candidates"]]
+    assert qualities[0] == max(qualities)
+    assert all(e["excluded_by"] for e in data["excluded"])
+
+
+def test_cli_recommend_reads_strategy_from_env_and_filters_vendor(seeded):
+    """IMS_STRATEGY=balanced with --vendor Anthropic recommends an Anthropic model."""
+    result = CliRunner().invoke(
+        cli,
+        ["recommend", "--prompt", "Refactor this function ...", "--vendor", "Anthropic", "--json"],
+        env={"IMS_STRATEGY": "balanced"},
+    )
+    data = json.loads(result.output)
+    assert data["strategy"] == "balanced"
+    assert seeded.registry.lookup(data["model_id"]).vendor == "Anthropic"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--strategy", "cheapest"], "cheapest"),
+        (["--vendor", "Acme"], "unknown vendor 'Acme'"),
+        (["--capability", "telepathy"], "unknown capability 'telepathy'"),
+        (["--min-context", "-3"], "non-negative"),
+        (["--min-context", "ten"], "ten"),
+        (["--min-context", "5000000"], "no model satisfies"),
+    ],
+)
+def test_cli_recommend_bad_input_is_one_line(seeded, args, message):
+    """Bad options exit non-zero with a short message and no traceback."""
+    result = CliRunner().invoke(cli, ["recommend", *args])
+    assert result.exit_code != 0 and message in result.output
+    assert "Traceback" not in result.output
