@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from ims_kit.cli import calls, registry  # noqa: F401  (registers the commands)
+from ims_kit.cli import calls, gemini, registry, status, workflows  # noqa: F401 (registers)
 from ims_kit.cli.base import cli
 
 __all__ = ["cli", "main"]

@@ -1,0 +1,1 @@
+"""`ims gemini`: (being written)."""

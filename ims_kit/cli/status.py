@@ -1,0 +1,1 @@
+"""`ims status`: (being written)."""

@@ -1,0 +1,1 @@
+"""`ims workflows`: (being written)."""
