@@ -1,7 +1,7 @@
 """ims_kit: choose, call and watch LLM models from Python, on one SQLite file.
 
-Importing the package does no I/O and loads no heavy dependency: ``open`` and ``Kit``
-are loaded on first use.
+Importing the package does no I/O and loads no heavy dependency: ``open``, ``Kit`` and
+the workflow names (which need python-statemachine) are loaded on first use.
 """
 
 from ims_kit.errors import (
@@ -10,9 +10,12 @@ from ims_kit.errors import (
     ErrorKind,
     ImsError,
     InvalidInputError,
+    InvalidTransition,
     MissingKeyError,
     StoreError,
     UnknownModelError,
+    UnknownWorkflowError,
+    WorkflowError,
 )
 from ims_kit.records import ModelList, ModelSpec
 
@@ -24,16 +27,32 @@ __all__ = [
     "ErrorKind",
     "ImsError",
     "InvalidInputError",
+    "InvalidTransition",
     "Kit",
     "MissingKeyError",
     "ModelList",
     "ModelSpec",
     "StoreError",
+    "TaskResult",
+    "Transition",
+    "TransitionEvent",
     "UnknownModelError",
+    "UnknownWorkflowError",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowState",
     "open",
 ]
 
-_LAZY = {"Kit": "ims_kit.kit", "open": "ims_kit.kit"}
+_LAZY = {
+    "Kit": "ims_kit.kit",
+    "open": "ims_kit.kit",
+    "TaskResult": "ims_kit.tasks",
+    "Transition": "ims_kit.workflow",
+    "TransitionEvent": "ims_kit.workflow",
+    "Workflow": "ims_kit.workflow",
+    "WorkflowState": "ims_kit.workflow",
+}
 
 
 def __getattr__(name: str):

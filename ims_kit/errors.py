@@ -128,3 +128,36 @@ class AllModelsFailed(ImsError):
             for a in self.attempts
         )
         super().__init__(f"{reason}: {tried}" if tried else reason)
+
+
+class WorkflowError(ImsError):
+    """A workflow could not be restored, saved or driven (bad dict, stale copy, ...)."""
+
+
+class UnknownWorkflowError(WorkflowError, KeyError):
+    """No workflow with this id is in the database."""
+
+    def __init__(self, workflow_id: str):
+        self.workflow_id = workflow_id
+        super().__init__(f"unknown workflow id {workflow_id!r}; `ims workflows` lists them")
+
+    def __str__(self) -> str:  # KeyError would wrap the message in quotes
+        return str(self.args[0])
+
+
+class InvalidTransition(WorkflowError):
+    """An event the workflow's current state does not allow; nothing was changed."""
+
+    def __init__(
+        self, workflow_id: str, state: str, event: str, allowed: list[str], detail: str = ""
+    ):
+        self.workflow_id = workflow_id
+        self.state = state
+        self.event = event
+        self.allowed = list(allowed)
+        options = ", ".join(self.allowed) if self.allowed else "none (a final state)"
+        why = f" ({detail})" if detail else ""
+        super().__init__(
+            f"workflow {workflow_id}: {event} is not allowed in state {state}{why};"
+            f" allowed events: {options}"
+        )

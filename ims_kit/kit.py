@@ -223,9 +223,7 @@ class Kit:
         constraints: dict[str, Any],
     ) -> tuple[list[ModelSpec], str | None]:
         if model is not None:
-            chain = [self.registry.lookup(m) for m in [model, *(fallbacks or [])]]
-            self.events.emit("model.queried", model, via="ask")
-            return chain, None
+            return [self.registry.lookup(m) for m in [model, *(fallbacks or [])]], None
         rec = self.recommend(prompt, **constraints)
         chain = [c.model for c in rec.ranked]
         if fallbacks is not None:
@@ -281,6 +279,65 @@ class Kit:
 
     def __repr__(self) -> str:
         return f"<Kit {self.path} session={self.session_id}>"
+
+    # -- workflows (the logic lives in ims_kit.workflow and ims_kit.tasks) --------------------
+    def workflow(self, workflow_id: str | None = None, *, create: bool = True) -> Any:
+        """The ``Workflow`` stored under ``workflow_id``, else a new one saved at once.
+
+        ``create=False`` raises UnknownWorkflowError instead of creating.
+        """
+        from ims_kit.workflow import open_workflow
+        from ims_kit.workflow_store import WorkflowStore
+
+        return open_workflow(WorkflowStore(self.db, self.events), workflow_id, create=create)
+
+    def workflow_from_dict(self, data: dict[str, Any]) -> Any:
+        """Restore a ``Workflow`` from ``to_dict()`` output into this database and return it."""
+        from ims_kit.workflow import import_workflow
+        from ims_kit.workflow_store import WorkflowStore
+
+        return import_workflow(WorkflowStore(self.db, self.events), data)
+
+    def workflows(self, state: str | None = None, limit: int = 50) -> list[Any]:
+        """Recent workflows (``WorkflowSummary``), newest first, optionally only in ``state``."""
+        from ims_kit.workflow import state_name
+        from ims_kit.workflow_store import WorkflowStore
+
+        return WorkflowStore(self.db, self.events).list(
+            None if state is None else state_name(state), limit
+        )
+
+    def run_task(
+        self,
+        prompt: str,
+        *,
+        strategy: str | None = None,
+        validate: Any = None,
+        provider: str | None = None,
+        max_model_retries: int = 2,
+        max_tokens: int | None = None,
+        workflow_id: str | None = None,
+        **constraints: Any,
+    ) -> Any:
+        """Drive ``prompt`` through the workflow and return a ``TaskResult`` (COMPLETED/FAILED).
+
+        ``validate``: None (a non-empty answer), ``"json"``, a JSON schema dict or a callable
+        taking the answer text. A rejected answer is retried on another model at most
+        ``max_model_retries`` times. ``constraints`` are those of ``recommend``.
+        """
+        from ims_kit.tasks import run_task
+
+        return run_task(
+            self,
+            prompt,
+            strategy=strategy,
+            validate=validate,
+            provider=provider,
+            max_model_retries=max_model_retries,
+            max_tokens=max_tokens,
+            workflow_id=workflow_id,
+            **constraints,
+        )
 
 
 def _count_tokens(text: str, model: str | None) -> int:

@@ -127,6 +127,13 @@ def m003_usage_text(db: Database) -> None:
     db.execute("ALTER TABLE usage ADD COLUMN response TEXT")
 
 
+@migrations()
+def m004_workflow_retries(db: Database) -> None:
+    """A workflow's bound on its VALIDATING -> SELECTING_MODEL retries is part of its definition:
+    keep it with the workflow so that a workflow restored in another process keeps its bound."""
+    db.execute("ALTER TABLE workflows ADD COLUMN max_retries INTEGER NOT NULL DEFAULT 2")
+
+
 def _run(db: Database, script: str) -> None:
     """Execute statements one by one: ``executescript`` would COMMIT the step's transaction."""
     for statement in script.split(";"):
