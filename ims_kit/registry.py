@@ -57,6 +57,7 @@ class Registry:
         self._events = events
         self._writes = 0  # bumped by every write of ours; other processes bump data_version
         self._snapshot_cache: tuple[tuple[int, int], tuple[ModelSpec, ...]] | None = None
+        self._by_id: dict[str, ModelSpec] = {}
 
     # -- reading ------------------------------------------------------------------------
     def get(self, model_id: str) -> ModelSpec:
@@ -66,13 +67,12 @@ class Registry:
         return spec
 
     def lookup(self, model_id: str) -> ModelSpec:
-        """Like ``get`` but without an event: for ims_kit's own reads."""
-        row = self._db.execute(
-            f"SELECT {', '.join(_SPEC_FIELDS)} FROM models WHERE model_id = ?", [model_id]
-        ).fetchone()
-        if row is None:
+        """Like ``get`` but without an event: for ims_kit's own reads (served from the cache)."""
+        self.snapshot()
+        spec = self._by_id.get(model_id)
+        if spec is None:
             raise UnknownModelError(model_id, known=len(self))
-        return ModelSpec.from_row(dict(zip(_SPEC_FIELDS, row)))
+        return spec
 
     def all(self, *, active: bool | None = None) -> ModelList:
         """Every model (or only active / inactive ones), ordered by vendor then id."""
@@ -151,7 +151,9 @@ class Registry:
         version = self._db.execute("PRAGMA data_version").fetchone()[0]
         key = (version, self._writes)
         if self._snapshot_cache is None or self._snapshot_cache[0] != key:
-            self._snapshot_cache = (key, tuple(self._select("", [])))
+            models = tuple(self._select("", []))
+            self._snapshot_cache = (key, models)
+            self._by_id = {m.model_id: m for m in models}
         return self._snapshot_cache[1]
 
     def vendors(self) -> list[str]:

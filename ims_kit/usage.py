@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,15 @@ class UsageRecord:
     attempt: int
     fallback_from: str | None
     strategy: str | None
+
+
+_COLUMNS = [f.name for f in fields(UsageRecord)]
+_SUCCESS_INDEX = _COLUMNS.index("success")
+_INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_INSERT_TEXT = (
+    f"INSERT INTO usage ({', '.join(_COLUMNS)}, prompt, response) "
+    f"VALUES ({', '.join('?' * (len(_COLUMNS) + 2))})"
+)
 
 
 class UsageTracker:
@@ -136,15 +145,12 @@ class UsageTracker:
             fallback_from=fallback_from,
             strategy=strategy,
         )
-        row = asdict(record)
-        row["success"] = int(record.success)
+        values = list(vars(record).values())
+        values[_SUCCESS_INDEX] = int(record.success)
         if self.store_text:
-            row["prompt"], row["response"] = prompt, response
+            values += [prompt, response]
         with immediate(self._db):
-            self._db.execute(
-                f"INSERT INTO usage ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                list(row.values()),
-            )
+            self._db.execute(_INSERT_TEXT if self.store_text else _INSERT, values)
             self._events.emit(
                 "model.executed",
                 model_id,
