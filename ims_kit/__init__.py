@@ -5,6 +5,7 @@ the workflow names (which need python-statemachine) are loaded on first use.
 """
 
 from ims_kit.errors import (
+    AllModelsFailed,
     CatalogError,
     DuplicateModelError,
     ErrorKind,
@@ -12,17 +13,23 @@ from ims_kit.errors import (
     InvalidInputError,
     InvalidTransition,
     MissingKeyError,
+    NoModelAvailable,
+    ProviderError,
     StoreError,
     UnknownModelError,
     UnknownWorkflowError,
     WorkflowError,
 )
-from ims_kit.records import ModelList, ModelSpec
+from ims_kit.records import Answer, Attempt, Completion, ModelList, ModelSpec
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AllModelsFailed",
+    "Answer",
+    "Attempt",
     "CatalogError",
+    "Completion",
     "DuplicateModelError",
     "ErrorKind",
     "ImsError",
@@ -32,6 +39,10 @@ __all__ = [
     "MissingKeyError",
     "ModelList",
     "ModelSpec",
+    "NoModelAvailable",
+    "ProviderError",
+    "Recommendation",
+    "RecoveryPolicy",
     "StoreError",
     "TaskResult",
     "Transition",
@@ -46,6 +57,8 @@ __all__ = [
 
 _LAZY = {
     "Kit": "ims_kit.kit",
+    "Recommendation": "ims_kit.selector",
+    "RecoveryPolicy": "ims_kit.recovery",
     "open": "ims_kit.kit",
     "TaskResult": "ims_kit.tasks",
     "Transition": "ims_kit.workflow",

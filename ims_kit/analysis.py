@@ -54,7 +54,9 @@ def analyze(prompt: str, prompt_tokens: int | None = None) -> TaskProfile:
     if tokens >= LONG_INPUT_TOKENS:
         signals.append(f"long input (~{tokens:,} tokens)")
         points += 1
-    sample = prompt[:20_000]  # cues are near the top; keep analysis O(1) on huge documents
+    # Instructions sit at the start or the end; cue words inside a long pasted document
+    # (a report that mentions a "plan") say nothing about the task, and this keeps it O(1).
+    sample = prompt if len(prompt) <= 3_000 else f"{prompt[:2_000]}\n{prompt[-1_000:]}"
     if _CODE.search(sample):
         signals.append("code")
         points += 1

@@ -59,7 +59,7 @@ class MissingKeyError(ImsError):
         self.variable = variable
         super().__init__(
             f"no API key for provider {provider!r}: set the environment variable {variable}"
-            " (or use --provider simulated to work offline)"
+            " (or call with provider='simulated' / `--provider simulated` to work offline)"
         )
 
 
@@ -85,6 +85,7 @@ class ProviderError(ImsError):
         transport: str | None = None,
         prompt_tokens: int | None = None,
         limit_tokens: int | None = None,
+        latency_ms: float | None = None,
     ):
         self.message = message
         self.provider = provider
@@ -97,6 +98,7 @@ class ProviderError(ImsError):
         self.transport = transport
         self.prompt_tokens = prompt_tokens
         self.limit_tokens = limit_tokens
+        self.latency_ms = latency_ms  # how long the failed exchange took, when known
         where = f"{provider}/{model}" if model else provider
         what = f"HTTP {status}" if status is not None else (transport or "error")
         super().__init__(f"{where}: {what}: {message}")

@@ -370,6 +370,10 @@ def _env_min_context() -> int:
         ) from None
 
 
-def open(path: str | os.PathLike | None = None) -> Kit:
-    """Open the ims_kit database (``IMS_DB`` or the per-user default) and return a Kit."""
-    return Kit(path)
+def open(path: str | os.PathLike | None = None, **options: Any) -> Kit:
+    """Open the ims_kit database (``IMS_DB`` or the per-user default) and return a Kit.
+
+    ``options`` go to ``Kit``: ``store_text=True`` keeps prompts and answers,
+    ``policy=RecoveryPolicy(...)`` tunes retries.
+    """
+    return Kit(path, **options)

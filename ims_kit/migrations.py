@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlite_utils import Migrations
+from ims_kit.db import sqlite_utils
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
-migrations = Migrations("ims_kit")
+migrations = sqlite_utils().Migrations("ims_kit")
 
 
 @migrations()

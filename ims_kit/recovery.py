@@ -60,7 +60,7 @@ def _text(e: ProviderError) -> str:
 
 _QUOTA = re.compile(
     r"insufficient_quota|exceeded your current quota|credit balance is too low|"
-    r"per ?day|perday|daily limit"
+    r"per ?day|perday|daily limit|daily quota|terminalquotaerror"
 )
 _OVERFLOW = re.compile(
     r"context_length_exceeded|maximum context length|prompt is too long|"
@@ -473,8 +473,10 @@ class Recovery:
         status = err.status if err else None
         request_id = err.request_id if err else None
         self.breaker.record_failure(permit, cls.kind)
-        tin = self._count(prompt_sent, spec.model_id)
-        self._log(spec, state, tin, 0, "estimate", latency, False, cls.kind)
+        if err is not None and err.latency_ms is not None:
+            latency = err.latency_ms  # e.g. a simulated timeout's simulated duration
+        # A failed request is not billed: the row counts no tokens, so it costs $0 (not NULL).
+        self._log(spec, state, 0, 0, "estimate", latency, False, cls.kind)
         wait, action, detail, next_prompt = self._decide(spec, state, cls, err, prompt_sent)
         attempt = Attempt(
             spec.model_id, cls.kind.value, status, request_id, latency, action, detail

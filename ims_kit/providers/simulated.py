@@ -162,6 +162,7 @@ class SimulatedProvider:
         if self.realtime:
             time.sleep(seconds)
         if isinstance(outcome, ProviderError):
+            outcome.latency_ms = seconds * 1000
             raise outcome
         return outcome
 
@@ -178,6 +179,7 @@ class SimulatedProvider:
         if self.realtime:
             await asyncio.sleep(seconds)
         if isinstance(outcome, ProviderError):
+            outcome.latency_ms = seconds * 1000
             raise outcome
         return outcome
 
