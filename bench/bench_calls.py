@@ -245,21 +245,33 @@ def dead_model(quick: bool) -> Section:
                 ],
                 fallbacks=[{"dead": ["backup"]}],
             )
-            answered = 0
+            answered, made, t = 0, 0, Timing()
             messages = [{"role": "user", "content": PROMPT}]
-            for _ in range(100):
+            deadline = time.monotonic() + (20 if quick else 45)  # its retries sleep: bound it
+            while made < 100 and time.monotonic() < deadline:
+                started = time.perf_counter()
                 try:
                     router.completion(model="dead", messages=messages)
                     answered += 1
                 except Exception:
                     pass
+                t.add(started)
+                made += 1
+            dead = sum(r.model == "dead" for r in server.requests)
             sec.rows.append(
                 [
-                    "LiteLLM Router (one deployment per group, defaults)",
+                    f"LiteLLM Router (one deployment per group, defaults): {made} "
+                    "requests in the time budget",
                     "real",
-                    sum(r.model == "dead" for r in server.requests),
+                    f"{dead} ({dead / made:.1f} per request)",
                     answered,
                 ]
+            )
+            sec.notes.append(
+                f"LiteLLM's requests took {t.median:,.0f} ms at the median: its "
+                "default retries back off before the fallback runs, so only "
+                f"{made} of 100 fit in the time budget; each reached the dead "
+                "model as shown."
             )
     return sec
 

@@ -29,13 +29,12 @@ from ims_kit.providers.gemini_cli import (
     find_executable,
     read_result,
 )
-from ims_kit.records import Attempt, ModelSpec
+from ims_kit.records import Answer, Attempt, ModelSpec
 
 if TYPE_CHECKING:
     from ims_kit.kit import Kit
 
 __all__ = [
-    "GeminiAnswer",
     "GeminiCliFailed",
     "GeminiCliNotFound",
     "GeminiUnavailable",
@@ -59,22 +58,6 @@ class GeminiCliFailed(ImsError):
         self.exit_code = exit_code
         tried = "; ".join(f"{a.model_id}: {a.error_kind} ({a.detail})" for a in self.attempts)
         super().__init__(f"{reason} (exit {exit_code})" + (f": {tried}" if tried else ""))
-
-
-@dataclass(frozen=True)
-class GeminiAnswer:
-    """What ``ask`` returns: the answer, the model that gave it, its cost and every attempt."""
-
-    text: str
-    model_id: str
-    api_model: str
-    tokens_in: int
-    tokens_out: int
-    token_source: str
-    cost_usd: float | None
-    latency_ms: float
-    call_id: str
-    attempts: tuple[Attempt, ...]
 
 
 def open_kit() -> Kit:
@@ -116,7 +99,7 @@ def ask(
     fallback: bool = True,
     stdin: str | None = None,
     notify: Callable[[str], None] | None = None,
-) -> GeminiAnswer:
+) -> Answer:
     """Answer ``prompt`` with the best Gemini model that works; ``notify`` hears every switch.
 
     ``stdin`` is given to every run (the gemini CLI reads it as context). Raises
@@ -225,7 +208,7 @@ def _stop_reason(kind: ErrorKind, status: int | None) -> str | None:
     return None
 
 
-def _answer(req: _Request, spec: ModelSpec, run: Run, reply: Reply, say) -> GeminiAnswer:
+def _answer(req: _Request, spec: ModelSpec, run: Run, reply: Reply, say) -> Answer:
     """Log the successful attempt and build the answer (tokens from stats, else estimated)."""
     tin, tout, source = reply.tokens_in, reply.tokens_out, "provider"
     if tin is None or tout is None:
@@ -235,10 +218,11 @@ def _answer(req: _Request, spec: ModelSpec, run: Run, reply: Reply, say) -> Gemi
         say(f"the gemini CLI reports {', '.join(others)}, not {spec.api_model}, for this answer")
     record = req.log(spec, run, tin, tout, source, response=reply.text)
     req.attempts.append(Attempt(spec.model_id, None, latency_ms=run.latency_ms))
-    return GeminiAnswer(
+    return Answer(
         text=reply.text,
         model_id=spec.model_id,
-        api_model=spec.api_model,
+        vendor=spec.vendor,
+        provider="gemini_cli",
         tokens_in=tin,
         tokens_out=tout,
         token_source=source,

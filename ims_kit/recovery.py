@@ -1,7 +1,7 @@
 """Error recovery: classify a failure, then retry, truncate, fall back or fail fast.
 
-One table (``RULES``) maps every provider or transport failure to an ``ErrorKind`` and a
-``retryable`` flag; the README prints it. What happens next:
+``ims_kit.classify`` maps every failure to an ``ErrorKind`` and a ``retryable`` flag (one
+table, re-exported here as ``RULES`` / ``classify``). What happens next:
 
 - TIMEOUT, OVERLOAD (transient): retry the same model with exponential backoff and jitter
   (stamina), a bounded number of times, then fall back.
@@ -20,7 +20,6 @@ are consulted before each call and told its outcome.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import stamina
 
+from ims_kit.classify import RULES, Classification, classify, rules_table
 from ims_kit.errors import AllModelsFailed, ErrorKind, MissingKeyError, ProviderError
 from ims_kit.records import Answer, Attempt, Completion, ModelSpec
 
@@ -36,165 +36,9 @@ if TYPE_CHECKING:
     from ims_kit.events import EventLog
     from ims_kit.usage import UsageTracker
 
+__all__ = ["RULES", "Recovery", "RecoveryPolicy", "classify", "rules_table"]
+
 K = ErrorKind
-
-
-# -- classification ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Classification:
-    """What a failure means for recovery."""
-
-    kind: ErrorKind
-    retryable: bool
-    rule: str
-
-    @property
-    def account_wide(self) -> bool:
-        """True when every model of the same vendor would fail the same way (key, quota)."""
-        return self.kind is K.AUTHENTICATION or self.rule == "quota exhausted"
-
-
-def _text(e: ProviderError) -> str:
-    return f"{e.error_type or ''} {e.code or ''} {e.message}".lower()
-
-
-_QUOTA = re.compile(
-    r"insufficient_quota|exceeded your current quota|credit balance is too low|"
-    r"per ?day|perday|daily limit|daily quota|terminalquotaerror"
-)
-_OVERFLOW = re.compile(
-    r"context_length_exceeded|maximum context length|prompt is too long|"
-    r"input token count.*exceeds|too many tokens|context window"
-)
-_AUTH = re.compile(
-    r"invalid_api_key|authentication_error|permission_error|api_key_invalid|"
-    r"permission_denied|unauthenticated|invalid x-api-key|api key not valid"
-)
-
-
-def _quota_exhausted(e: ProviderError) -> bool:
-    # Gemini says "exceeded your current quota" for per-minute limits too; its quota id
-    # (in ``code``) tells a per-minute limit, which passes, from a per-day one, which does not.
-    text = _text(e)
-    return "perminute" not in text and bool(_QUOTA.search(text))
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One row of the classification table: first match wins."""
-
-    name: str
-    kind: ErrorKind
-    retryable: bool
-    matches: Callable[[ProviderError], bool]
-    when: str
-
-
-RULES: tuple[Rule, ...] = (
-    Rule(
-        "quota exhausted",
-        K.RATE_LIMIT,
-        False,
-        lambda e: e.status in (429, 400, 403, None) and _quota_exhausted(e),
-        "OpenAI `insufficient_quota`, Gemini per-day quota, Anthropic credit balance too low",
-    ),
-    Rule(
-        "context overflow",
-        K.CONTEXT_OVERFLOW,
-        False,
-        lambda e: e.status in (400, 413, 422, None) and bool(_OVERFLOW.search(_text(e))),
-        "`context_length_exceeded`, `prompt is too long`, `input token count ... exceeds`, 413",
-    ),
-    Rule(
-        "authentication",
-        K.AUTHENTICATION,
-        False,
-        lambda e: e.status in (401, 403) or bool(_AUTH.search(_text(e))),
-        "401, 403, `invalid_api_key`, `authentication_error`, `API_KEY_INVALID`",
-    ),
-    Rule(
-        "rate limit",
-        K.RATE_LIMIT,
-        True,
-        lambda e: e.status == 429 or "rate_limit" in _text(e) or "resource_exhausted" in _text(e),
-        "429, `rate_limit_error`, `RESOURCE_EXHAUSTED` (honours Retry-After up to the cap)",
-    ),
-    Rule(
-        "timeout",
-        K.TIMEOUT,
-        True,
-        lambda e: (
-            e.transport == "timeout" or e.status in (408, 504) or "deadline_exceeded" in _text(e)
-        ),
-        "client timeout, 408, 504, `DEADLINE_EXCEEDED`",
-    ),
-    Rule(
-        "overload",
-        K.OVERLOAD,
-        True,
-        lambda e: e.status is not None and (e.status == 529 or e.status >= 500),
-        "529 `overloaded_error`, 503 `UNAVAILABLE`, any other 5xx (HTML gateway pages too)",
-    ),
-    Rule(
-        "connection failure",
-        K.OVERLOAD,
-        True,
-        lambda e: e.transport in ("connect", "read", "protocol"),
-        "connection refused, reset or dropped: transient, the server may be restarting",
-    ),
-    Rule(
-        "invalid request",
-        K.INVALID_REQUEST,
-        False,
-        lambda e: e.status is not None and 400 <= e.status < 500,
-        "any other 4xx: 400 bad parameter, 404 unknown model, 422",
-    ),
-)
-
-
-def classify(error: BaseException) -> Classification:
-    """Map a ProviderError, an httpx/OS transport error or an SDK error to kind + retryable."""
-    e = error if isinstance(error, ProviderError) else _as_provider_error(error)
-    for rule in RULES:
-        if rule.matches(e):
-            return Classification(rule.kind, rule.retryable, rule.name)
-    return Classification(K.UNKNOWN, False, "unknown")
-
-
-def _as_provider_error(error: BaseException) -> ProviderError:
-    """Read what we can from foreign exceptions (httpx, asyncio, vendor SDKs)."""
-    name = type(error).__name__.lower()
-    transport = None
-    if isinstance(error, TimeoutError | asyncio.TimeoutError) or "timeout" in name:
-        transport = "timeout"
-    elif isinstance(error, ConnectionRefusedError) or "connect" in name:
-        transport = "connect"
-    elif isinstance(error, ConnectionError) or name in ("readerror", "remoteprotocolerror"):
-        transport = "read"
-    status = getattr(error, "status_code", None) or getattr(error, "status", None)
-    if not isinstance(status, int):
-        code = getattr(error, "code", None)
-        status = code if isinstance(code, int) else None
-    body = getattr(error, "body", None)
-    err = body.get("error", body) if isinstance(body, dict) else {}
-    err = err if isinstance(err, dict) else {}
-    return ProviderError(
-        str(error)[:300],
-        provider="external",
-        status=status,
-        error_type=err.get("type") or err.get("status"),
-        code=err.get("code"),
-        transport=transport,
-    )
-
-
-def rules_table() -> str:
-    """The classification table as Markdown, for the README and ``ims`` help."""
-    lines = ["| order | kind | retryable | matches |", "|---|---|---|---|"]
-    for i, r in enumerate(RULES, start=1):
-        lines.append(f"| {i} | {r.kind.value} | {'yes' if r.retryable else 'no'} | {r.when} |")
-    lines.append(f"| - | {K.UNKNOWN.value} | no | anything else |")
-    return "\n".join(lines)
 
 
 # -- policy -------------------------------------------------------------------------------------
