@@ -26,6 +26,11 @@ def seed_path() -> Path:
 
 def load(path: str | os.PathLike) -> list[ModelSpec]:
     """Read and validate a catalogue file; raise CatalogError naming the file and the entry."""
+    return [spec for spec, _ in read(path)]
+
+
+def read(path: str | os.PathLike) -> list[tuple[ModelSpec, frozenset[str]]]:
+    """Like ``load``, with the fields each entry actually gives (imports merge only those)."""
     path = Path(path)
     try:
         raw = path.read_text(encoding="utf-8")
@@ -35,6 +40,8 @@ def load(path: str | os.PathLike) -> list[ModelSpec]:
         raise CatalogError(f"{path}: not UTF-8 text ({exc.reason})") from exc
     try:
         data = json.loads(raw)
+    except RecursionError:
+        raise CatalogError(f"{path}: not a catalogue (JSON nested too deeply)") from None
     except json.JSONDecodeError as exc:
         raise CatalogError(
             f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
@@ -42,7 +49,7 @@ def load(path: str | os.PathLike) -> list[ModelSpec]:
     entries = data.get("models") if isinstance(data, dict) else data
     if not isinstance(entries, list):
         raise CatalogError(f'{path}: expected {{"models": [...]}} or a list of models')
-    specs: list[ModelSpec] = []
+    specs: list[tuple[ModelSpec, frozenset[str]]] = []
     seen: dict[str, int] = {}
     for index, entry in enumerate(entries):
         label = f"entry {index}"
@@ -57,7 +64,7 @@ def load(path: str | os.PathLike) -> list[ModelSpec]:
                 f"{path}: {label}: duplicate model_id, already given by entry {seen[spec.model_id]}"
             )
         seen[spec.model_id] = index
-        specs.append(spec)
+        specs.append((spec, frozenset(entry)))
     return specs
 
 

@@ -86,7 +86,14 @@ class CircuitBreaker:
             started = _epoch(row["probe_started_at"])
             if started is not None and now < started + self.probe_timeout_seconds:
                 return None  # another caller holds the probe slot
-            self._write(model_id, probe_started_at=_iso(now))  # a stale probe: take over
+            if started is not None:
+                # The probe never reported (its process died, or it hangs): that counts as
+                # a failure, so the circuit opens for another period and the slot is free.
+                self._open(
+                    model_id, row["consecutive_failures"] + 1, ErrorKind.TIMEOUT, now, reopened=True
+                )
+                return None
+            self._write(model_id, probe_started_at=_iso(now))
             return Permit(model_id, probe=True)
 
     def record_success(self, permit: Permit) -> None:
@@ -120,22 +127,7 @@ class CircuitBreaker:
             state = row["state"] if row else CLOSED
             now = self.clock()
             if state == HALF_OPEN or (state == CLOSED and failures >= self.failure_threshold):
-                self._write(
-                    permit.model_id,
-                    state=OPEN,
-                    consecutive_failures=failures,
-                    opened_at=_iso(now),
-                    probe_started_at=None,
-                    last_error_kind=str(kind),
-                )
-                self._events.emit(
-                    "circuit.opened",
-                    permit.model_id,
-                    failures=failures,
-                    error_kind=str(kind),
-                    retry_at=_iso(now + self.open_seconds),
-                    reopened=state == HALF_OPEN,
-                )
+                self._open(permit.model_id, failures, kind, now, reopened=state == HALF_OPEN)
             else:
                 self._write(
                     permit.model_id, consecutive_failures=failures, last_error_kind=str(kind)
@@ -196,6 +188,27 @@ class CircuitBreaker:
                 self._db.execute("DELETE FROM circuits WHERE model_id = ?", [model_id])
 
     # -- internals ------------------------------------------------------------------------
+    def _open(
+        self, model_id: str, failures: int, kind: ErrorKind, now: float, *, reopened: bool
+    ) -> None:
+        """Open the circuit for a full period (inside the caller's write transaction)."""
+        self._write(
+            model_id,
+            state=OPEN,
+            consecutive_failures=failures,
+            opened_at=_iso(now),
+            probe_started_at=None,
+            last_error_kind=str(kind),
+        )
+        self._events.emit(
+            "circuit.opened",
+            model_id,
+            failures=failures,
+            error_kind=str(kind),
+            retry_at=_iso(now + self.open_seconds),
+            reopened=reopened,
+        )
+
     def _row(self, model_id: str) -> dict[str, Any] | None:
         cursor = self._db.execute(
             "SELECT state, consecutive_failures, opened_at, probe_started_at FROM circuits"

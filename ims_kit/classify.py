@@ -27,17 +27,18 @@ class Classification:
 
     @property
     def account_wide(self) -> bool:
-        """True when every model of the same vendor would fail the same way (key, quota)."""
-        return self.kind is K.AUTHENTICATION or self.rule == "quota exhausted"
+        """True when every model of the same vendor would fail the same way: a bad key, or an
+        account out of credit. (Gemini's per-day quotas are per model, so they are not.)"""
+        return self.kind is K.AUTHENTICATION or self.rule == "account quota exhausted"
 
 
 def _text(e: ProviderError) -> str:
     return f"{e.error_type or ''} {e.code or ''} {e.message}".lower()
 
 
-_QUOTA = re.compile(
-    r"insufficient_quota|exceeded your current quota|credit balance is too low|"
-    r"per ?day|perday|daily limit|daily quota|terminalquotaerror"
+_DAILY_QUOTA = re.compile(r"per ?day|daily limit|daily quota|terminalquotaerror")
+_ACCOUNT_QUOTA = re.compile(
+    r"insufficient_quota|exceeded your current quota|credit balance is too low"
 )
 _OVERFLOW = re.compile(
     r"context_length_exceeded|maximum context length|prompt is too long|"
@@ -49,11 +50,11 @@ _AUTH = re.compile(
 )
 
 
-def _quota_exhausted(e: ProviderError) -> bool:
+def _account_quota(e: ProviderError) -> bool:
     # Gemini says "exceeded your current quota" for per-minute limits too; its quota id
     # (in ``code``) tells a per-minute limit, which passes, from a per-day one, which does not.
     text = _text(e)
-    return "perminute" not in text and bool(_QUOTA.search(text))
+    return "perminute" not in text and bool(_ACCOUNT_QUOTA.search(text))
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,18 @@ class Rule:
 
 RULES: tuple[Rule, ...] = (
     Rule(
-        "quota exhausted",
+        "daily quota exhausted",
         K.RATE_LIMIT,
         False,
-        lambda e: e.status in (429, 400, 403, None) and _quota_exhausted(e),
-        "OpenAI `insufficient_quota`, Gemini per-day quota, Anthropic credit balance too low",
+        lambda e: e.status in (429, 400, 403, None) and bool(_DAILY_QUOTA.search(_text(e))),
+        "Gemini per-day quota (`...PerDay...`), the gemini CLI's `TerminalQuotaError`",
+    ),
+    Rule(
+        "account quota exhausted",
+        K.RATE_LIMIT,
+        False,
+        lambda e: e.status in (429, 400, 403, None) and _account_quota(e),
+        "OpenAI `insufficient_quota`, Anthropic credit balance too low (skips the vendor)",
     ),
     Rule(
         "context overflow",

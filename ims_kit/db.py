@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -65,24 +66,13 @@ def sqlite_utils():
 def open_db(path: str | os.PathLike | None = None, *, migrate: bool = True) -> Database:
     """Open (creating if needed) the database at ``path`` and bring its schema up to date.
 
+    Returns a ``ThreadLocalDatabase``: each thread that uses it gets its own connection.
     Raises StoreError with the path when the file is not a usable SQLite database.
     """
-    Database = sqlite_utils().Database
-
     target = Path(path).expanduser() if path is not None else default_path()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: no implicit transactions; every write outside an explicit
-        # transaction commits at once, and transactions that read then write say BEGIN IMMEDIATE.
-        conn = sqlite3.connect(
-            target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        db = Database(conn, execute_plugins=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL is durable against a killed process in WAL mode (only power loss can lose
-        # the last commits), and it keeps a committed usage row to well under a millisecond.
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA foreign_keys=ON")
+        db = _connect(target)
         if migrate:
             from ims_kit.migrations import migrate as apply_migrations
 
@@ -92,7 +82,61 @@ def open_db(path: str | os.PathLike | None = None, *, migrate: bool = True) -> D
         raise StoreError(f"cannot use {target} as an ims_kit database: {exc}") from exc
     except OSError as exc:
         raise StoreError(f"cannot open {target}: {exc.strerror or exc}") from exc
+    return ThreadLocalDatabase(target, db)  # type: ignore[return-value]
+
+
+def _connect(target: Path) -> Database:
+    # isolation_level=None: no implicit transactions; every write outside an explicit
+    # transaction commits at once, and transactions that read then write say BEGIN IMMEDIATE.
+    conn = sqlite3.connect(
+        target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    db = sqlite_utils().Database(conn, execute_plugins=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    # NORMAL is durable against a killed process in WAL mode (only power loss can lose the
+    # last commits), and it keeps a committed usage row to well under a millisecond.
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
     return db
+
+
+class ThreadLocalDatabase:
+    """The calling thread's sqlite-utils ``Database``, all on one file.
+
+    A sqlite3 connection has one transaction at a time: shared by threads (a Streamlit
+    app's sessions, a thread pool), one thread's statements would land inside another's
+    transaction. So each thread gets its own connection; attributes are forwarded to it.
+    """
+
+    def __init__(self, path: Path, first: Database):
+        self.path = path
+        self._local = threading.local()
+        self._local.db = first
+        self._opened = [first]
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> Database:
+        """This thread's connection, opened on first use."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = _connect(self.path)
+            with self._lock:
+                self._opened.append(db)
+        return db
+
+    def __getattr__(self, name: str):
+        return getattr(self.current, name)
+
+    def __getitem__(self, table: str):
+        return self.current[table]
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for db in opened:
+            db.close()
 
 
 @contextmanager

@@ -184,7 +184,7 @@ class _Request:
 
         kind = classify(err).kind
         self.kit.circuits.record_failure(permit, kind)
-        self.log(spec, run, _count(self.prompt, spec), 0, "estimate", kind)
+        self.log(spec, run, 0, 0, "estimate", kind)  # a refused run is not billed
         detail = err.message[:160]
         stop = _stop_reason(kind, err.status)
         action = "fail" if stop else "fallback"

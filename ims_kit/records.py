@@ -11,6 +11,7 @@ from typing import Any
 from ims_kit.errors import InvalidInputError
 
 PROVIDERS = ("anthropic", "gemini", "gemini_cli", "openai", "openai_compatible", "simulated")
+MAX_TOKENS = 1_000_000_000  # far above any real window; keeps values inside SQLite's integers
 CAPABILITIES = ("audio", "code", "json_mode", "reasoning", "tools", "vision")
 
 
@@ -109,8 +110,10 @@ def _validated(spec: ModelSpec) -> dict[str, Any]:
         return value
 
     def whole(name: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise InvalidInputError(f"{name!r} must be a positive integer, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_TOKENS:
+            raise InvalidInputError(
+                f"{name!r} must be a positive integer up to {MAX_TOKENS:,}, got {value!r}"
+            )
         return value
 
     def price(name: str, value: Any) -> float | None:

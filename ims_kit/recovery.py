@@ -19,7 +19,6 @@ are consulted before each call and told its outcome.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -150,6 +149,9 @@ class Recovery:
                             completion = call(spec, state.current_prompt)
                         except Exception as exc:
                             self._failure(spec, state, permit, exc, started)
+                        except BaseException:  # Ctrl-C: no verdict on the model
+                            self._abandon(permit)
+                            raise
                         else:
                             return self._success(spec, state, permit, completion)
             except _Failed as failed:
@@ -180,11 +182,11 @@ class Recovery:
                         started = time.perf_counter()
                         try:
                             completion = await call(spec, state.current_prompt)
-                        except asyncio.CancelledError:
-                            self.breaker.cancelled(permit)
-                            raise
                         except Exception as exc:
                             self._failure(spec, state, permit, exc, started)
+                        except BaseException:  # cancelled: no verdict on the model
+                            self._abandon(permit)
+                            raise
                         else:
                             return self._success(spec, state, permit, completion)
             except _Failed as failed:
@@ -306,6 +308,11 @@ class Recovery:
         """Record a failed attempt and raise _Failed saying whether to retry and after what."""
         prompt_sent = state.current_prompt
         latency = (time.perf_counter() - started) * 1000
+        if not is_call_failure(exc):
+            # A bug or a bad argument, not the model failing: no retry, no fallback, no
+            # breaker count; the caller sees the original exception.
+            self.breaker.release(permit)
+            raise exc
         if isinstance(exc, MissingKeyError):
             self.breaker.release(permit)
             attempt = Attempt(spec.model_id, "MISSING_KEY", action="fallback", detail=str(exc))
@@ -339,6 +346,11 @@ class Recovery:
         if action == "truncate":
             state.current_prompt = next_prompt  # the retry sends the shorter prompt
         raise _Failed(attempt, cls, wait, exc) from exc
+
+    def _abandon(self, permit: Permit) -> None:
+        """A call interrupted before its verdict: a probe counts as failed and frees its slot."""
+        if permit.probe:
+            self.breaker.cancelled(permit)
 
     def _decide(
         self,
@@ -440,6 +452,16 @@ class Recovery:
             prompt=state.current_prompt,
             response=response,
         )
+
+
+def is_call_failure(exc: BaseException) -> bool:
+    """True for failures of the model call itself (provider, transport, SDK HTTP errors)."""
+    if isinstance(exc, ProviderError | MissingKeyError | OSError | TimeoutError):
+        return True
+    if type(exc).__module__.split(".")[0] in ("httpx", "httpcore"):
+        return True
+    status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
+    return isinstance(status, int) and not isinstance(status, bool)
 
 
 def _reported_tokens(result: Any) -> tuple[int | None, int | None]:

@@ -56,7 +56,7 @@ class Registry:
         self._db = db
         self._events = events
         self._writes = 0  # bumped by every write of ours; other processes bump data_version
-        self._snapshot_cache: tuple[tuple[int, int], tuple[ModelSpec, ...]] | None = None
+        self._snapshot_cache: tuple[tuple[int, int, int], tuple[ModelSpec, ...]] | None = None
         self._by_id: dict[str, ModelSpec] = {}
 
     # -- reading ------------------------------------------------------------------------
@@ -149,7 +149,7 @@ class Registry:
         has committed.
         """
         version = self._db.execute("PRAGMA data_version").fetchone()[0]
-        key = (version, self._writes)
+        key = (id(self._db.conn), version, self._writes)  # data_version is per connection
         if self._snapshot_cache is None or self._snapshot_cache[0] != key:
             models = tuple(self._select("", []))
             self._snapshot_cache = (key, models)
@@ -195,15 +195,24 @@ class Registry:
         return SeedResult(added=tuple(added), skipped=tuple(skipped))
 
     def import_file(self, path: str | os.PathLike) -> SeedResult:
-        """Add or update models from a file shaped like ``data/models.json``; all or nothing."""
-        specs = catalog.load(path)
+        """Add or update models from a file shaped like ``data/models.json``; all or nothing.
+
+        For a model already registered only the fields the entry gives change: importing
+        ``{"model_id": ..., "cost_per_mil_in": 0.2, ...}`` keeps its quality, flags and URL.
+        """
+        entries = catalog.read(path)
         added, updated, unchanged = [], [], []
         with immediate(self._db):
-            for spec in specs:
+            for spec, given in entries:
                 if spec.model_id not in self:
                     self._insert(spec)
                     added.append(spec.model_id)
-                elif self._write_changes(self.lookup(spec.model_id), spec):
+                    continue
+                old = self.lookup(spec.model_id)
+                merged = dataclasses.replace(
+                    old, **{f: getattr(spec, f) for f in given if f != "model_id"}
+                )
+                if self._write_changes(old, merged):
                     updated.append(spec.model_id)
                 else:
                     unchanged.append(spec.model_id)

@@ -191,8 +191,12 @@ def check_request(request: Request, vendors_known: Iterable[str]) -> None:
         raise InvalidInputError(
             f"max_cost_usd must be a non-negative number, got {request.max_cost_usd!r}"
         )
-    if request.balanced_margin < 0:
+    if not request.balanced_margin >= 0:  # also refuses NaN
         raise InvalidInputError(f"balanced margin must be >= 0, got {request.balanced_margin!r}")
+    for name in ("prompt_tokens", "expected_output_tokens"):
+        value = getattr(request, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInputError(f"{name} must be a non-negative integer, got {value!r}")
 
 
 def rank(

@@ -108,14 +108,19 @@ def test_a_cancelled_probe_frees_the_slot(breaker, clock):
     assert breaker.allow("m").probe
 
 
-def test_a_probe_whose_process_died_is_taken_over(breaker, clock):
-    """A half-open slot held longer than the probe timeout is given to the next caller."""
+def test_a_probe_that_never_reports_counts_as_a_failure(breaker, clock, kit):
+    """A probe silent past the probe timeout reopens the circuit; a new probe follows."""
     fail(breaker, times=3)
     clock.advance(61)
     assert breaker.allow("m").probe
     clock.advance(60)
-    assert breaker.allow("m") is None
+    assert breaker.allow("m") is None  # the probe may still answer
     clock.advance(61)
+    assert breaker.allow("m") is None  # it did not: counted as a failure, open again
+    status = breaker.status()["m"]
+    assert status["state"] == "open" and status["consecutive_failures"] == 4
+    assert kit.events.recent(kind="circuit.opened")[0].payload["reopened"] is True
+    clock.advance(60.001)
     assert breaker.allow("m").probe
 
 

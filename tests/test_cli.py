@@ -171,3 +171,28 @@ def test_ask_announces_a_fallback_on_stderr(run, monkeypatch):
     assert result.exit_code == 0
     assert "gpt-4o-mini: OVERLOAD: fallback" in result.stderr
     assert "ims: gpt-4o (simulated)" in result.stderr
+
+
+def test_a_database_error_is_one_line(run, monkeypatch):
+    """SQLite refusing a write (read-only file, lock held past the timeout) is one line."""
+    import sqlite3 as _sqlite3
+
+    run("init")
+
+    def refuse(*args, **kwargs):
+        raise _sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr("ims_kit.kit.Kit.recommend", refuse)
+    result = CliRunner().invoke(cli, ["recommend", "--prompt", "hi"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip() == "Error: database error: attempt to write a readonly database"
+
+
+def test_a_binary_prompt_file_is_one_line(run, tmp_path):
+    """A prompt file that is not text is refused in one line."""
+    run("init")
+    binary = tmp_path / "blob.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    result = CliRunner().invoke(cli, ["recommend", "--prompt-file", str(binary)])
+    assert result.exit_code == 1 and "UTF-8" in result.output
+    assert result.output.count("\n") == 1

@@ -99,3 +99,37 @@ def test_four_writers_and_a_long_reader_never_lock(tmp_path):
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         state = conn.execute("SELECT state FROM circuits WHERE model_id = 'shared-model'")
         assert state.fetchone()[0] in ("closed", "open", "half_open")
+
+
+PROBER = textwrap.dedent("""
+    import sys, ims_kit
+    from ims_kit.circuits import CircuitBreaker
+    kit = ims_kit.open(sys.argv[1])
+    now = float(sys.argv[2])
+    breaker = CircuitBreaker(kit.db, kit.events, clock=lambda: now)
+    print("probe" if breaker.allow("m") else "refused", flush=True)
+""")
+
+
+def test_exactly_one_probe_across_processes(tmp_path):
+    """Ten processes asking a half-open-ready breaker at once: one probe in total."""
+    import ims_kit
+    from ims_kit.circuits import CircuitBreaker
+    from ims_kit.errors import ErrorKind
+
+    path = tmp_path / "probe.db"
+    t0 = 1_800_000_000.0
+    with ims_kit.open(path) as kit:
+        breaker = CircuitBreaker(kit.db, kit.events, clock=lambda: t0)
+        for _ in range(3):
+            breaker.record_failure(breaker.allow("m"), ErrorKind.OVERLOAD)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PROBER, str(path), str(t0 + 61)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(10)
+    ]
+    answers = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert sorted(answers) == ["probe"] + ["refused"] * 9

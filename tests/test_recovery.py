@@ -443,3 +443,113 @@ def test_prompts_are_not_stored_unless_asked(lab, vendor, db_path):
         assert conn.execute("SELECT prompt FROM usage WHERE prompt IS NOT NULL").fetchone()[0] == (
             "shareable words"
         )
+
+
+def test_a_bug_in_the_call_is_raised_not_treated_as_a_model_failure(lab, vendor):
+    """A non-provider exception reaches the caller: no fallback, no usage row, no breaker."""
+
+    async def buggy(model_id, prompt):
+        return prompt.uper()  # AttributeError: a bug in the user's function
+
+    with pytest.raises(AttributeError):
+        asyncio.run(
+            lab.recovery.execute_with_recovery(
+                execution_fn=buggy, model_id="primary", prompt="hi", fallbacks=["backup"]
+            )
+        )
+    assert lab.usage.totals()["requests"] == 0
+    assert lab.recovery.get_circuit_status() == {}
+
+
+def test_an_unknown_provider_name_is_a_clear_error_and_opens_nothing(lab):
+    """`provider='bogus'` raises InvalidInputError at once and leaves no trace."""
+    from ims_kit.errors import InvalidInputError
+
+    for _ in range(3):
+        with pytest.raises(InvalidInputError, match="unknown provider 'bogus'"):
+            lab.ask("hi", model="primary", provider="bogus")
+    assert lab.usage.totals()["requests"] == 0 and lab.recovery.get_circuit_status() == {}
+
+
+def test_retry_after_is_what_stamina_actually_waits(lab, vendor, monkeypatch):
+    """Outside testing mode the wait slept is the (capped) Retry-After, nothing more."""
+    import time
+
+    import stamina
+
+    slept = []
+    monkeypatch.setattr(time, "sleep", lambda s: slept.append(s))
+    vendor.script_for("primary", vs.openai_rate_limit(retry_after_ms="1500"))
+    with stamina.set_testing(False):
+        assert ask(lab).model_id == "primary"
+    assert slept == [1.5]
+
+
+def test_overload_backoff_is_exponential_with_jitter(lab, vendor, monkeypatch):
+    """Two overloads: waits of 0.5 s then 1 s, each plus up to 0.5 s of jitter."""
+    import time
+
+    import stamina
+
+    slept = []
+    monkeypatch.setattr(time, "sleep", lambda s: slept.append(s))
+    vendor.script_for("primary", vs.openai_unavailable(), vs.openai_unavailable())
+    with stamina.set_testing(False):
+        assert ask(lab).model_id == "primary"
+    assert len(slept) == 2
+    assert 0.5 <= slept[0] <= 1.0 and 1.0 <= slept[1] <= 1.5
+
+
+def test_a_cancelled_probe_through_ask_async_counts_and_frees_the_slot(lab, clock):
+    """Cancelling the half-open probe call reopens the circuit; the next period probes again."""
+    from ims_kit.errors import ErrorKind as EK
+
+    for _ in range(3):
+        lab.circuits.record_failure(lab.circuits.allow("primary"), EK.OVERLOAD)
+    clock.advance(61)
+    started = asyncio.Event()
+
+    class Hanging:
+        async def acomplete(self, spec, prompt, **kw):
+            started.set()
+            await asyncio.Event().wait()
+
+        def close(self):
+            pass
+
+    lab.set_provider("openai", Hanging())
+
+    async def scenario():
+        task = asyncio.create_task(lab.ask_async("hi", model="primary"))
+        await started.wait()
+        assert lab.circuits.status()["primary"]["state"] == "half_open"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert lab.circuits.status()["primary"]["state"] == "open"
+    clock.advance(61)
+    assert lab.circuits.allow("primary").probe
+
+
+def test_one_kit_shared_by_threads_keeps_every_row(kit):
+    """Eight threads calling through one Kit: no transaction mix-ups, every attempt stored."""
+    import threading
+
+    kit.registry.seed()
+    errors = []
+
+    def work():
+        try:
+            for _ in range(15):
+                kit.ask("What is 2+2?", provider="simulated")
+        except Exception as exc:  # pragma: no cover - the assertion below shows it
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and kit.usage.totals()["requests"] == 120

@@ -248,3 +248,32 @@ def test_open_uses_ims_db(db_path):
     """ims_kit.open() without a path opens IMS_DB."""
     with ims_kit.open() as kit:
         assert kit.path == str(db_path)
+
+
+def test_import_changes_only_the_fields_an_entry_gives(seeded, tmp_path):
+    """Re-importing a known model with a new price keeps its quality, flags and URL."""
+    before = seeded.registry.lookup("llama-3.1-8b")
+    path = tmp_path / "price.json"
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "model_id": "llama-3.1-8b",
+                    "vendor": "Meta",
+                    "provider": "openai_compatible",
+                    "context_window": 131072,
+                    "cost_per_mil_in": 0.02,
+                    "cost_per_mil_out": 0.05,
+                }
+            ]
+        )
+    )
+    assert seeded.registry.import_file(path).updated == ("llama-3.1-8b",)
+    after = seeded.registry.lookup("llama-3.1-8b")
+    assert (after.cost_per_mil_in, after.cost_per_mil_out) == (0.02, 0.05)
+    assert (after.quality, after.active, after.base_url, after.capabilities) == (
+        before.quality,
+        before.active,
+        before.base_url,
+        before.capabilities,
+    )

@@ -222,3 +222,13 @@ def test_analyze_reads_difficulty_from_the_prompt(prompt, difficulty):
 def test_analyze_counts_a_long_document_as_a_signal():
     """A prompt of many thousand tokens is noted as long input."""
     assert "long input" in analyze("word " * 30_000).signals[0]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"expected_output_tokens": -5}, {"prompt_tokens": -1}, {"balanced_margin": float("nan")}],
+)
+def test_negative_sizes_and_nan_margins_are_refused(kwargs):
+    """A negative token count would rank models by a negative cost: refused."""
+    with pytest.raises(InvalidInputError):
+        rank(CATALOGUE, Request(**kwargs))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 import click
@@ -18,6 +19,13 @@ class ImsGroup(click.Group):
             return super().invoke(ctx)
         except ImsError as exc:
             raise click.ClickException(str(exc)) from None
+        except sqlite3.Error as exc:  # e.g. a read-only file, or locked past the busy timeout
+            raise click.ClickException(f"database error: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise click.ClickException(f"not UTF-8 text ({exc.reason})") from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
 
 
 def open_kit():
