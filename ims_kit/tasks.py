@@ -136,7 +136,10 @@ def run_task(
                 "call_id": answer.call_id,
             },
         )
-        problem = check(answer.text)
+        try:
+            problem = check(answer.text)
+        except Exception as exc:  # a validator that breaks must not strand the workflow
+            return _give_up(wf, "VALIDATION_FAILED", f"the validator raised {exc!r}", answer)
         if problem is None:
             wf.transition("VALIDATION_PASSED", {"error": None})
             return _result(wf, answer, None)
@@ -256,9 +259,18 @@ def _check_schema_keywords(schema: Any, path: str) -> None:
     if not isinstance(schema.get("additionalProperties", False), bool):
         raise InvalidInputError(f"additionalProperties at {path} must be true or false here")
     types = schema.get("type", [])
+    if not isinstance(types, str | list):
+        raise InvalidInputError(f"type at {path} must be a string or a list of strings")
     for t in [types] if isinstance(types, str) else types:
-        if t not in _TYPES:
+        if not isinstance(t, str) or t not in _TYPES:
             raise InvalidInputError(f"unknown JSON schema type {t!r} at {path}")
+    if not isinstance(schema.get("properties", {}), Mapping):
+        raise InvalidInputError(f"properties at {path} must be an object")
+    required = schema.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        raise InvalidInputError(f"required at {path} must be a list of property names")
+    if "enum" in schema and not isinstance(schema["enum"], list):
+        raise InvalidInputError(f"enum at {path} must be a list")
     for name, sub in schema.get("properties", {}).items():
         _check_schema_keywords(sub, f"{path}.{name}")
     if "items" in schema:

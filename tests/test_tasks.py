@@ -232,3 +232,22 @@ def test_callable_validators_pass_on_true_or_none_and_fail_on_false_or_raise():
 def test_named_validators(validate, text, ok):
     """The default accepts any non-blank answer; "json" accepts any JSON document."""
     assert (resolve_validator(validate)[1](text) is None) is ok
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": 5},
+        {"properties": []},
+        {"required": 5},
+        {"enum": 5},
+        {"properties": {"a": {"enum": None}}},
+    ],
+)
+def test_malformed_schemas_are_refused_before_anything_runs(seeded, schema):
+    """A schema this checker cannot apply is an InvalidInputError up front."""
+    from ims_kit.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError):
+        seeded.run_task("hi", provider="simulated", validate=schema)
+    assert seeded.workflows() == []
