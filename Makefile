@@ -29,9 +29,18 @@ lint: dev
 test: lint
 	IMS_DB="$$(mktemp -d)/ims-test.db" $(BIN)/python -m pytest --nbmake tests notebooks
 
+# The offline demo, no API key: seed the registry, run a simulated workload in which two fault
+# windows open circuits (and the first closes again), then serve the dashboard. It uses IMS_DB
+# or the default database, so `ims simulate` in another terminal feeds the open dashboard.
+DEMO_FAULTS ?= gemini-2.5-pro:overload@100-160,gpt-5-nano:rate_limit@180-230
+DEMO_PORT ?= 8501
 demo: install
 	$(BIN)/ims init
-	$(BIN)/ims models
+	$(BIN)/ims simulate --requests 300 --faults "$(DEMO_FAULTS)" --seed 7
+	@echo "ims: the dashboard is at http://localhost:$(DEMO_PORT) (Ctrl-C stops it)"
+	@echo "ims: live traffic from another terminal: $(BIN)/ims simulate --rate 5 --requests 500"
+	$(BIN)/streamlit run app.py --server.headless true --server.port $(DEMO_PORT) \
+		--server.address 127.0.0.1 --browser.gatherUsageStats false
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

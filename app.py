@@ -1,25 +1,26 @@
-"""The ims_kit dashboard: `streamlit run app.py` (reads IMS_DB or the default database)."""
+"""The ims_kit dashboard: `streamlit run app.py` (reads IMS_DB or the default database).
+
+The pages live in app_pages/; this entrypoint sets up navigation and the global filters
+(time range, vendors, models) that every page reads from st.session_state.
+"""
 
 import streamlit as st
 
-import ims_kit
+from app_pages import _shared as shared
 
-st.set_page_config(page_title="ims_kit", layout="wide")
+st.set_page_config(page_title="ims_kit", page_icon=":material/monitoring:", layout="wide")
 
+PAGES = [
+    st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("app_pages/cost.py", title="Cost", icon=":material/payments:"),
+    st.Page("app_pages/latency.py", title="Latency", icon=":material/speed:"),
+    st.Page("app_pages/circuits.py", title="Circuits", icon=":material/electrical_services:"),
+    st.Page("app_pages/registry.py", title="Registry", icon=":material/list_alt:"),
+    st.Page("app_pages/workflows.py", title="Workflows", icon=":material/account_tree:"),
+    st.Page("app_pages/events.py", title="Events", icon=":material/receipt_long:"),
+]
 
-@st.cache_resource
-def kit():
-    return ims_kit.open()
-
-
-st.title("ims_kit")
-registry = kit().registry
-if len(registry) == 0:
-    st.info("The registry is empty: run `ims init` to create and seed the database.")
-else:
-    figures = kit().metrics()
-    cols = st.columns(3)
-    cols[0].metric("Models registered", figures["total_models_registered"])
-    cols[1].metric("Model queries", figures["total_model_queries"])
-    cols[2].metric("Filter queries", figures["total_filter_queries"])
-    st.dataframe(registry.to_frame(), hide_index=True)
+page = st.navigation(PAGES)
+shared.stop_unless_ready()
+shared.sidebar()
+page.run()

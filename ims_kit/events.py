@@ -80,3 +80,81 @@ class EventLog:
             [kind],
         ).fetchall()
         return dict(rows)
+
+    def find(
+        self,
+        *,
+        kinds: str | list[str] | None = None,
+        kind_prefix: str | None = None,
+        subjects: str | list[str] | None = None,
+        since: Any = None,
+        limit: int = 200,
+        oldest_first: bool = False,
+    ) -> list[Event]:
+        """The newest ``limit`` events matching every filter given (oldest first on request).
+
+        ``kind_prefix`` such as ``"circuit."`` selects a family of kinds; ``since`` is a
+        datetime, a timedelta back from now or an ISO-8601 string.
+        """
+        clauses, params = [], []
+        for column, values in (("kind", kinds), ("subject", subjects)):
+            if values:
+                values = [values] if isinstance(values, str) else list(values)
+                clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
+        if kind_prefix:  # a range on the (kind, subject) index, not a LIKE scan
+            clauses.append("kind >= ? AND kind < ?")
+            params += [kind_prefix, kind_prefix[:-1] + chr(ord(kind_prefix[-1]) + 1)]
+        if since is not None:
+            from ims_kit.usage import _since_iso
+
+            clauses.append("ts >= ?")
+            params.append(_since_iso(since))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.execute(
+            f"SELECT id, ts, kind, subject, payload FROM events {where} ORDER BY id DESC LIMIT ?",
+            [*params, int(limit)],
+        ).fetchall()
+        if oldest_first:
+            rows.reverse()
+        return [Event(k, s, json.loads(p), ts, i) for i, ts, k, s, p in rows]
+
+    def kind_counts(
+        self, *, since: Any = None, kinds: str | list[str] | None = None
+    ) -> dict[str, int]:
+        """How many events of each kind (or of ``kinds``) were logged, since a time if given.
+
+        Kinds are found by seeking the (kind, subject) index from one kind to the next, and
+        each is counted on that index, so a log of millions of events answers at once.
+        """
+        if kinds is None and since is not None:  # one pass over the time range
+            from ims_kit.usage import _since_iso
+
+            rows = self._db.execute(
+                # +kind: read the time range off the ts index, not every event off the kind one
+                "SELECT kind, count(*) FROM events WHERE ts >= ? GROUP BY +kind ORDER BY kind",
+                [_since_iso(since)],
+            ).fetchall()
+            return dict(rows)
+        if kinds is None:
+            kinds = [
+                k
+                for (k,) in self._db.execute(
+                    """WITH RECURSIVE k(kind) AS (
+                           SELECT (SELECT min(kind) FROM events)
+                           UNION ALL
+                           SELECT (SELECT min(kind) FROM events WHERE kind > k.kind) FROM k
+                           WHERE k.kind IS NOT NULL)
+                       SELECT kind FROM k WHERE kind IS NOT NULL"""
+                )
+            ]
+        where, extra = "kind = ?", []
+        if since is not None:
+            from ims_kit.usage import _since_iso
+
+            where, extra = "kind = ? AND ts >= ?", [_since_iso(since)]
+        counts = {}
+        for kind in [kinds] if isinstance(kinds, str) else kinds:
+            sql = f"SELECT count(*) FROM events WHERE {where}"
+            counts[kind] = self._db.execute(sql, [kind, *extra]).fetchone()[0]
+        return counts

@@ -109,7 +109,9 @@ class UsageTracker:
             ("cost_per_mil_out", cost_per_mil_out),
         ):
             if price is not None and (
-                isinstance(price, bool) or not isinstance(price, int | float) or not price >= 0
+                isinstance(price, bool)
+                or not isinstance(price, int | float)
+                or not 0 <= price < math.inf
             ):
                 raise InvalidInputError(
                     f"{name} must be a non-negative number or None, got {price!r}"
@@ -287,6 +289,89 @@ class UsageTracker:
             row["success"] = bool(row["success"])
             out.append(UsageRecord(**row))
         return out
+
+    # -- views for the dashboard and notebooks (SQL in ims_kit.usage_views) -----------------------
+    def cost_over_time(
+        self,
+        *,
+        bucket_s: float | None = None,
+        per_model: bool = True,
+        since: Any = None,
+        vendors: str | list[str] | None = None,
+        models: str | list[str] | None = None,
+    ):
+        """A DataFrame per time bucket, model and simulated-or-not: requests, failures, tokens,
+        priced cost and unpriced calls. The bucket width is chosen for ~60 buckets unless given;
+        ``per_model=False`` sums the models of each bucket (quicker on big logs)."""
+        from ims_kit import usage_views as v
+
+        flt = v.usage_filter(since, vendors, models)
+        return v.cost_over_time(self._db, flt, bucket_s, per_model=per_model)
+
+    def latency_histogram(
+        self,
+        *,
+        bucket_s: float | None = None,
+        over_time: bool = True,
+        since: Any = None,
+        vendors: str | list[str] | None = None,
+        models: str | list[str] | None = None,
+    ):
+        """Successful calls counted per (time bucket,) model and 2.5%-wide latency bin;
+        ``usage_views.percentiles(frame)`` turns it into p50/p95/p99."""
+        from ims_kit import usage_views as v
+
+        flt = v.usage_filter(since, vendors, models)
+        return v.latency_histogram(self._db, flt, bucket_s, over_time=over_time)
+
+    def latency_percentiles(
+        self,
+        *,
+        since: Any = None,
+        vendors: str | list[str] | None = None,
+        models: str | list[str] | None = None,
+    ):
+        """p50/p95/p99 latency of successful calls per model (from the histogram, within 2.5%)."""
+        from ims_kit import usage_views as v
+
+        hist = self.latency_histogram(over_time=False, since=since, vendors=vendors, models=models)
+        return v.percentiles(hist, "model")
+
+    def errors_by_kind(
+        self,
+        *,
+        over_time: bool = False,
+        bucket_s: float | None = None,
+        since: Any = None,
+        vendors: str | list[str] | None = None,
+        models: str | list[str] | None = None,
+    ):
+        """Failed attempts per model and error kind (and time bucket with ``over_time``)."""
+        from ims_kit import usage_views as v
+
+        flt = v.usage_filter(since, vendors, models)
+        return v.errors_by_kind(self._db, flt, bucket_s, over_time=over_time)
+
+    def overview(
+        self,
+        *,
+        since: Any = None,
+        vendors: str | list[str] | None = None,
+        models: str | list[str] | None = None,
+        timeline: Any = None,
+    ) -> dict[str, Any]:
+        """Requests, tokens, real and simulated cost apart, unpriced calls, failures, success
+        rate and exact p95 latency, over the rows the filters select. ``timeline``: the same
+        filters' ``cost_over_time`` frame when you have it (saves reading the log twice)."""
+        from ims_kit import usage_views as v
+
+        return v.overview(self._db, v.usage_filter(since, vendors, models), timeline)
+
+    def models_seen(self) -> list[str]:
+        """Every model id that has at least one usage row."""
+        from ims_kit import usage_views as v
+
+        return v.models_seen(self._db)
 
 
 def _check_count(name: str, value: Any) -> None:

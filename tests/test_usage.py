@@ -135,3 +135,9 @@ def test_model_stats_feed_the_performance_and_latency_strategies(seeded):
     for _ in range(5):
         seeded.usage.log_execution(**SEED_CALL | {"model_id": fast.model_id, "latency_ms": 5})
     assert seeded.recommend("hi", strategy="latency").model.model_id == fast.model_id
+
+
+def test_infinite_prices_are_refused(kit):
+    """An infinite price is not a price."""
+    with pytest.raises(InvalidInputError, match="cost_per_mil_out"):
+        kit.usage.log_execution(**SEED_CALL | {"cost_per_mil_out": float("inf")})

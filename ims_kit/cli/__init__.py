@@ -5,9 +5,10 @@ Each module here adds its commands to the one group in ``base``.
 
 from __future__ import annotations
 
+import logging
 import sys
 
-from ims_kit.cli import calls, gemini, registry, status, workflows  # noqa: F401 (registers)
+from ims_kit.cli import calls, gemini, registry, simulate, status, workflows  # noqa: F401
 from ims_kit.cli.base import cli
 
 __all__ = ["cli", "main"]
@@ -15,6 +16,8 @@ __all__ = ["cli", "main"]
 
 def main() -> None:
     """Entry point of the ``ims`` console script."""
+    # stamina logs every scheduled retry at WARNING; ims reports retries itself.
+    logging.getLogger("stamina").setLevel(logging.ERROR)
     try:
         cli(prog_name="ims")
     except KeyboardInterrupt:

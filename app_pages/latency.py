@@ -1,0 +1,45 @@
+"""Latency: p50/p95/p99 by model, the distribution, latency over time."""
+
+import streamlit as st
+
+from app_pages import _shared as shared
+from ims_kit import charts, usage_views
+
+st.title("Latency")
+
+
+@st.fragment(run_every=shared.refresh_every())
+def live() -> None:
+    f = shared.filters()
+    hist = shared.latency(shared.db_path(), f.args)
+    if hist.empty:
+        if not shared.no_usage(f):
+            st.info("No successful call in this range: latency is measured on successes.")
+        return
+    overall = usage_views.percentiles(hist, by=None).iloc[0]
+    by_model = usage_views.percentiles(hist, by="model")
+    cols = st.columns(4)
+    cols[0].metric("Successful calls", f"{int(overall['requests']):,}")
+    cols[1].metric("p50", shared.ms(overall["p50_latency_ms"]))
+    cols[2].metric("p95", shared.ms(overall["p95_latency_ms"]))
+    cols[3].metric("p99", shared.ms(overall["p99_latency_ms"]))
+
+    shared.chart(charts.latency_percentiles(by_model), key="by_model")
+    left, right = st.columns(2)
+    with left:
+        shared.chart(charts.latency_distribution(hist), key="distribution")
+    with right:
+        over_time = usage_views.percentiles(hist, by="bucket")
+        shared.chart(charts.latency_over_time(over_time), key="over_time")
+    st.dataframe(
+        by_model,
+        hide_index=True,
+        column_config={
+            c: st.column_config.NumberColumn(c.split("_")[0], format="%.0f ms")
+            for c in ("p50_latency_ms", "p95_latency_ms", "p99_latency_ms")
+        },
+    )
+    st.caption("Percentiles are read from 2.5%-wide latency bins, so they are within 2.5%.")
+
+
+live()

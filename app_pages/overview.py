@@ -1,0 +1,112 @@
+"""Overview: health, the headline figures, traffic and circuits not closed."""
+
+import streamlit as st
+
+from app_pages import _shared as shared
+from ims_kit import charts, status
+
+st.title("Overview")
+
+
+def health(k, figures: dict, blocking: dict) -> list[str]:
+    """What needs attention, by the same rules as `ims status`."""
+    problems = []
+    if not k.registry.count_by_vendor(active=True):
+        problems.append("no model is active: `ims models --all` lists them")
+    for state, said in (("open", "circuit open"), ("half_open", "circuit half-open, probing")):
+        ids = [m for m, s in blocking.items() if s == state]
+        if ids:
+            problems.append(f"{said}: {', '.join(ids)}")
+    rate = figures["success_rate"]
+    if figures["requests"] >= status.MIN_REQUESTS_FOR_RATE and rate < status.LOW_SUCCESS_RATE:
+        problems.append(f"success rate {rate:.0%} in this range ({figures['failures']} failures)")
+    return problems
+
+
+@st.fragment(run_every=shared.refresh_every())
+def live() -> None:
+    f = shared.filters()
+    path = shared.db_path()
+    k = shared.kit()
+    states, unavailable = shared.circuits(path)
+    not_closed = {m: s for m, s in states.items() if s["state"] != "closed"}
+    blocking = {m: states[m]["state"] for m in unavailable}
+    figures, timeline = shared.overview(path, f.args)
+    shared.simulated_banner(figures["simulated_requests"], figures["requests"])
+
+    problems = health(k, figures, blocking)
+    if problems:
+        st.warning("**Degraded.** " + "; ".join(problems), icon=":material/warning:")
+    else:
+        waiting = [m for m in not_closed if m not in blocking]
+        note = (
+            f" {', '.join(waiting)}: open period over, the next call is a probe."
+            if waiting
+            else " Every circuit is closed."
+        )
+        st.success("**Healthy.**" + note, icon=":material/check_circle:")
+
+    cols = st.columns(7)
+    cols[0].metric("Requests", f"{figures['requests']:,}", help="Every attempt, retries included")
+    cols[1].metric("Tokens", f"{figures['tokens']:,}")
+    real = figures["requests"] - figures["simulated_requests"]
+    cols[2].metric(
+        "Cost (real)",
+        shared.money(figures["cost_usd"]) if real else "-",
+        help="Priced calls to real vendors" if real else "No call to a real vendor in this view",
+    )
+    cols[3].metric(
+        "Simulated cost",
+        shared.money(figures["simulated_cost_usd"]) if figures["simulated_requests"] else "-",
+        help="What simulated calls would have cost; never added to real cost",
+    )
+    cols[4].metric("Success rate", shared.percent(figures["success_rate"]))
+    cols[5].metric("p95 latency", shared.ms(figures["p95_latency_ms"]), help="Successful calls")
+    cols[6].metric("Circuits not closed", len(not_closed))
+    if figures["unpriced_requests"]:
+        st.caption(
+            f"{figures['unpriced_requests']:,} calls to unpriced models are counted apart:"
+            " they are in requests and tokens, not in cost."
+        )
+    if not figures["requests"]:
+        shared.no_usage(f)
+        return
+
+    left, right = st.columns(2)
+    with left:
+        shared.chart(charts.requests_over_time(timeline), key="requests")
+    with right:
+        shared.chart(charts.cost_over_time(timeline, by="simulated"), key="cost")
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Circuits not closed")
+        if not_closed:
+            st.dataframe(
+                [
+                    {
+                        "model": m,
+                        "state": s["state"],
+                        "failures": s["consecutive_failures"],
+                        "last error": s["last_error_kind"],
+                        "retry at (UTC)": shared.when(s["retry_at"]),
+                        "refusing calls": m in unavailable,
+                    }
+                    for m, s in not_closed.items()
+                ],
+                hide_index=True,
+            )
+        else:
+            st.write("All closed.")
+    with right:
+        st.subheader("Latest events")
+        st.dataframe(
+            [
+                {"time (UTC)": shared.when(e.ts), "kind": e.kind, "subject": e.subject}
+                for e in shared.events(path, f.range, limit=8)
+            ],
+            hide_index=True,
+        )
+
+
+live()

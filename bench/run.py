@@ -1,0 +1,96 @@
+"""Run the benchmarks and rewrite docs/BENCHMARKS.md: `python bench/run.py [groups] [--quick]`.
+
+Groups: startup, calls, store, notebooks (default: all). Every loop is bounded in count;
+all traffic goes to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))  # the loopback vendor server
+
+import bench_calls
+import bench_dashboard
+import bench_startup
+import bench_store
+from common import ROOT, Section, machine
+
+
+def notebooks(quick: bool) -> Section:
+    sec = Section(
+        "Notebook suite",
+        "make bench  (python bench/run.py notebooks)",
+        "Wall time of `pytest --nbmake notebooks` (every notebook top to bottom, offline).",
+        ["notebooks", "seconds"],
+    )
+    paths = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--nbmake", *map(str, paths)],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
+    sec.rows.append([len(paths), f"{time.perf_counter() - started:.1f}"])
+    return sec
+
+
+GROUPS = {
+    "startup": [bench_startup.cold_import],
+    "calls": [
+        bench_calls.overhead,
+        bench_calls.fallback,
+        bench_calls.dead_model,
+        bench_calls.memory,
+    ],
+    "store": [bench_store.recommend, bench_store.usage_writes],
+    "notebooks": [notebooks],
+    "dashboard": [bench_dashboard.first_render],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("groups", nargs="*", choices=[[], *GROUPS], default=[])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
+    args = parser.parse_args()
+    chosen = args.groups or list(GROUPS)
+    started = time.perf_counter()
+    sections = []
+    for group in chosen:
+        for fn in GROUPS[group]:
+            print(f"bench: {group}.{fn.__name__} ...", file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
+            sections.append(fn(args.quick))
+            sections[-1].notes.append(f"This section took {time.perf_counter() - t0:.0f} s.")
+            print(sections[-1].markdown(), file=sys.stderr)
+    elapsed = time.perf_counter() - started
+    head = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC in {elapsed:.0f} s"
+        + (" (quick mode)" if args.quick else "")
+        + ". Rerun it to refresh every figure.",
+        "These machines are noisy: absolute times are context, the ratios against a baseline "
+        "measured in the same run are the result. Latencies are median / p95 / p99 in ms.",
+        "",
+        "| machine | |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in machine()],
+        "",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(head) + "\n" + "\n".join(s.markdown() for s in sections))
+    print(f"bench: wrote {args.out} in {elapsed:.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
