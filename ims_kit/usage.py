@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ims_kit.events import EventLog
     from ims_kit.selector import ModelStats
 
+STATS_WINDOW = 10_000  # attempts the selector's observed stats look back over
 GROUPINGS = {
     "model": "model_id",
     "vendor": "vendor_id",
@@ -208,12 +209,14 @@ class UsageTracker:
 
         return pd.DataFrame(self.summary_rows(by, since=since))
 
-    def summary_rows(self, by: str = "model", *, since: Any = None) -> list[dict[str, Any]]:
-        """``summary`` as plain dicts (for the CLI and JSON)."""
+    def summary_rows(
+        self, by: str = "model", *, since: Any = None, last: int | None = None
+    ) -> list[dict[str, Any]]:
+        """``summary`` as plain dicts (for the CLI and JSON); ``last`` keeps the latest N rows."""
         if by not in GROUPINGS:
             raise InvalidInputError(f"unknown grouping {by!r}; known: {', '.join(GROUPINGS)}")
         key = GROUPINGS[by]
-        where, params = _where(since=since)
+        where, params = _where(since=since, last=last)
         rows = self._db.execute(
             f"""WITH base AS (SELECT {key} AS k, * FROM usage {where}),
                 lat AS (SELECT k, latency_ms,
@@ -250,13 +253,15 @@ class UsageTracker:
             for k, n, tin, tout, cost, priced, fails, p50, p95, p99 in rows
         ]
 
-    def model_stats(self) -> dict[str, ModelStats]:
-        """Observed success rate and median latency per model, for the selector."""
+    def model_stats(self, last: int = STATS_WINDOW) -> dict[str, ModelStats]:
+        """Observed success rate and median latency per model over the latest ``last``
+        attempts, for the selector: recent behaviour, and a cost that does not grow with
+        the log (the window is a range of the integer primary key)."""
         from ims_kit.selector import ModelStats
 
         return {
             r["model"]: ModelStats(r["requests"], r["success_rate"], r["p50_latency_ms"])
-            for r in self.summary_rows("model")
+            for r in self.summary_rows("model", last=last)
         }
 
     def to_frame(
@@ -395,9 +400,16 @@ def _since_iso(since: Any) -> str:
 
 
 def _where(
-    *, since: Any = None, session_id: str | None = None, workflow_id: str | None = None
+    *,
+    since: Any = None,
+    session_id: str | None = None,
+    workflow_id: str | None = None,
+    last: int | None = None,
 ) -> tuple[str, list[Any]]:
     clauses, params = [], []
+    if last is not None:
+        clauses.append("id > (SELECT coalesce(max(id), 0) FROM usage) - ?")
+        params.append(int(last))
     if since is not None:
         clauses.append("ts >= ?")
         params.append(_since_iso(since))

@@ -141,3 +141,14 @@ def test_infinite_prices_are_refused(kit):
     """An infinite price is not a price."""
     with pytest.raises(InvalidInputError, match="cost_per_mil_out"):
         kit.usage.log_execution(**SEED_CALL | {"cost_per_mil_out": float("inf")})
+
+
+def test_model_stats_look_at_the_latest_attempts_only(kit):
+    """The selector's observations come from a bounded window of the newest rows."""
+    for _ in range(5):
+        kit.usage.log_execution(**SEED_CALL | {"model_id": "old", "latency_ms": 900})
+    for _ in range(3):
+        kit.usage.log_execution(**SEED_CALL | {"model_id": "new", "latency_ms": 100})
+    assert set(kit.usage.model_stats(last=3)) == {"new"}
+    assert kit.usage.model_stats(last=4)["old"].requests == 1
+    assert kit.usage.model_stats()["old"].p50_latency_ms == 900
