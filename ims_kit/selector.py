@@ -211,7 +211,9 @@ def rank(
     Raises NoModelAvailable (with per-constraint counts) when nothing is feasible.
     """
     models = list(models)
-    check_request(request, {m.vendor for m in models})
+    # Vendor names are collected only when the request names vendors (a pass over every model).
+    named = request.vendors or request.exclude_vendors
+    check_request(request, {m.vendor for m in models} if named else ())
     stats = stats or {}
     open_circuits = open_circuits or {}
     need = request.required_context

@@ -75,7 +75,10 @@ def snapshot(kit: Any, *, now: datetime | None = None) -> dict[str, Any]:
     everything = kit.registry.count_by_vendor()
     active = kit.registry.count_by_vendor(active=True)
     blocked = kit.circuits.unavailable()  # refusing calls now (open periods not yet over)
-    latency = sorted(kit.usage.summary_rows("model"), key=lambda r: (-r["requests"], r["model"]))
+    latency = sorted(
+        kit.usage.latency_percentiles().to_dict("records"),
+        key=lambda r: (-r["requests"], r["model"]),
+    )
     snap: dict[str, Any] = {
         "generated_at": now.isoformat(timespec="seconds"),
         "health": {},
@@ -146,7 +149,7 @@ def providers() -> dict[str, Any]:
 def _usage(kit: Any, since: datetime | None) -> dict[str, Any]:
     """Totals, with simulated cost kept apart from real cost."""
     totals = kit.usage.totals(since=since)
-    rows = kit.usage.summary_rows("provider", since=since)
+    rows = kit.usage.summary_rows("provider", since=since, percentiles=False)
     real = [r for r in rows if r["provider"] != "simulated"]
     simulated = [r for r in rows if r["provider"] == "simulated"]
     priced = [r["cost_usd"] for r in real if r["cost_usd"] is not None]

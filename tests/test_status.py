@@ -113,7 +113,10 @@ def test_usage_latency_and_circuits(busy):
         assert usage["cost_usd"] == pytest.approx(20 * 120e-6)  # simulated cost kept apart
         assert (usage["simulated_requests"], usage["simulated_cost_usd"]) == (1, 120e-6)
     [gpt] = [r for r in snap["usage"]["latency_by_model"] if r["model"] == "gpt-4o"]
-    assert (gpt["p50_latency_ms"], gpt["p95_latency_ms"]) == (100.0, 190.0)
+    # status reads the histogram percentiles (within 2.5%), not an exact sort of every call
+    assert (gpt["p50_latency_ms"], gpt["p95_latency_ms"]) == pytest.approx(
+        (100.0, 190.0), rel=0.025
+    )
     states = {c["model_id"]: c["state"] for c in snap["circuits"]}
     assert states == {"gemini-2.5-pro": "open", "gemini-2.5-flash": "half_open"}
     text = status.render(snap)

@@ -152,3 +152,13 @@ def test_model_stats_look_at_the_latest_attempts_only(kit):
     assert set(kit.usage.model_stats(last=3)) == {"new"}
     assert kit.usage.model_stats(last=4)["old"].requests == 1
     assert kit.usage.model_stats()["old"].p50_latency_ms == 900
+
+
+def test_summary_without_percentiles_skips_the_sort(kit):
+    """percentiles=False keeps the counts and leaves the latency columns empty."""
+    for latency in (10, 20, 30):
+        kit.usage.log_execution(**SEED_CALL | {"latency_ms": latency})
+    [row] = kit.usage.summary_rows("model", percentiles=False)
+    assert row["requests"] == 3 and row["p50_latency_ms"] is None
+    [row] = kit.usage.summary_rows("model")
+    assert row["p50_latency_ms"] == 20
