@@ -47,7 +47,7 @@ demo: install
 	$(BIN)/streamlit run app.py --server.headless true --server.port $(DEMO_PORT) \
 		--server.address 127.0.0.1 --browser.gatherUsageStats false
 
-# Rewrites docs/BENCHMARKS.md (about 5 minutes on 2 cores); all traffic stays on 127.0.0.1.
+# Rewrites docs/BENCHMARKS.md (about 6 minutes on 2 cores); all traffic stays on 127.0.0.1.
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/run.py
 

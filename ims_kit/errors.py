@@ -123,11 +123,23 @@ class AllModelsFailed(ImsError):
 
     def __init__(self, attempts: list, reason: str = "every candidate model failed"):
         self.attempts = list(attempts)
+        runs: list[list] = []  # consecutive attempts on one model, said once
+        for a in self.attempts:
+            if (
+                runs
+                and runs[-1][0].model_id == a.model_id
+                and runs[-1][0].error_kind == (a.error_kind)
+            ):
+                runs[-1].append(a)
+            else:
+                runs.append([a])
         tried = "; ".join(
-            f"{a.model_id}: {a.error_kind or 'ok'}"
-            + (f" (HTTP {a.status})" if a.status else "")
-            + (f" [{a.request_id}]" if a.request_id else "")
-            for a in self.attempts
+            f"{run[-1].model_id}: {run[-1].error_kind or 'ok'}"
+            + (f" x{len(run)}" if len(run) > 1 else "")
+            + (f" (HTTP {run[-1].status})" if run[-1].status else "")
+            + (f" [{run[-1].request_id}]" if run[-1].request_id else "")
+            + (f" - {run[-1].error}" if getattr(run[-1], "error", "") else "")
+            for run in runs
         )
         super().__init__(f"{reason}: {tried}" if tried else reason)
 

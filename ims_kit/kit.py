@@ -18,6 +18,7 @@ from ims_kit.selector import (
     DEFAULT_MIN_CONTEXT,
     DEFAULT_OUTPUT_TOKENS,
     DEFAULT_STRATEGY,
+    STRATEGIES,
     Recommendation,
     Request,
     rank,
@@ -136,7 +137,7 @@ class Kit:
         return Request(
             prompt_tokens=prompt_tokens,
             expected_output_tokens=expected_output_tokens,
-            strategy=strategy or os.environ.get("IMS_STRATEGY") or DEFAULT_STRATEGY,
+            strategy=strategy or _env_strategy(),
             min_context_window=(
                 min_context_window if min_context_window is not None else _env_min_context()
             ),
@@ -166,6 +167,7 @@ class Kit:
         say. ``constraints`` are those of ``recommend`` (strategy, min_context_window, ...).
         A pinned ``model`` falls back only to the ``fallbacks`` you name.
         """
+        _check_prompt(prompt)
         chain, strategy = self._chain(prompt, model, fallbacks, constraints)
 
         def call(spec: ModelSpec, text: str):
@@ -189,6 +191,7 @@ class Kit:
         **constraints: Any,
     ) -> Answer:
         """``ask`` for async code and Jupyter (``await kit.ask_async(...)``)."""
+        _check_prompt(prompt)
         chain, strategy = self._chain(prompt, model, fallbacks, constraints)
 
         async def call(spec: ModelSpec, text: str):
@@ -255,9 +258,13 @@ class Kit:
             "total_filter_queries": self.events.count("filter.executed"),
         }
         usage = self.usage.totals()
+        simulated = self.usage.totals(provider="simulated")
         figures["total_executions"] = usage["requests"]
         figures["total_execution_failures"] = usage["failures"]
-        figures["total_cost_usd"] = usage["cost"]
+        real_cost = (usage["cost"] or 0.0) - (simulated["cost"] or 0.0)  # never mixed
+        figures["total_cost_usd"] = round(real_cost, 6)
+        figures["simulated_executions"] = simulated["requests"]
+        figures["simulated_cost_usd"] = round(simulated["cost"] or 0.0, 6)
         for vendor, n in self.registry.count_by_vendor().items():
             figures[f"vendor_models:{vendor}"] = n
         for model_id, n in self.events.count_by_subject("model.queried").items():
@@ -356,6 +363,20 @@ def _names(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
     if value is None:
         return ()
     return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _check_prompt(prompt: Any) -> None:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidInputError("the prompt is empty: there is nothing to ask")
+
+
+def _env_strategy() -> str:
+    raw = os.environ.get("IMS_STRATEGY", "").strip()
+    if raw and raw not in STRATEGIES:
+        raise InvalidInputError(
+            f"IMS_STRATEGY={raw!r} is not a strategy; known: {', '.join(STRATEGIES)}"
+        )
+    return raw or DEFAULT_STRATEGY
 
 
 def _env_min_context() -> int:

@@ -281,7 +281,8 @@ class Attempt:
     request_id: str | None = None
     latency_ms: float = 0.0
     action: str = "done"  # done | retry | truncate | fallback | fail
-    detail: str = ""
+    detail: str = ""  # what recovery decided, and why
+    error: str = ""  # the provider's own message (redacted), for the failed ones
 
 
 @dataclass(frozen=True)

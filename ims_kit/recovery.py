@@ -329,8 +329,11 @@ class Recovery:
         # A failed request is not billed: the row counts no tokens, so it costs $0 (not NULL).
         self._log(spec, state, 0, 0, "estimate", latency, False, cls.kind)
         wait, action, detail, next_prompt = self._decide(spec, state, cls, err, prompt_sent)
+        message = (err.message if err else str(exc))[:160]
+        if err is not None and err.transport and err.status is None:
+            message = f"{err.transport}: {message}"
         attempt = Attempt(
-            spec.model_id, cls.kind.value, status, request_id, latency, action, detail
+            spec.model_id, cls.kind.value, status, request_id, latency, action, detail, message
         )
         state.attempts.append(attempt)
         if action in ("retry", "truncate"):

@@ -149,7 +149,15 @@ class Recommendation:
             }
             for c in (*self.ranked, *self.excluded)
         ]
-        return pd.DataFrame(rows)
+        frame = pd.DataFrame(rows)
+        frame["rank"] = frame["rank"].astype("Int64")  # excluded models have no rank
+        return frame
+
+    def __repr__(self) -> str:
+        return (
+            f"<Recommendation {self.model.model_id} by {self.strategy}: "
+            f"{len(self.ranked)} candidates, {len(self._excluded)} excluded>"
+        )
 
     def _repr_html_(self) -> str:
         head = (

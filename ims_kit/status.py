@@ -157,7 +157,7 @@ def _usage(kit: Any, since: datetime | None) -> dict[str, Any]:
         "requests": totals["requests"],
         "tokens": totals["tokens"],
         "cost_usd": sum(priced) if priced or not real else None,
-        "unpriced_requests": totals["unpriced_requests"],
+        "unpriced_requests": sum(r["unpriced_requests"] for r in real),
         "simulated_requests": sum(r["requests"] for r in simulated),
         "simulated_cost_usd": sum(r["cost_usd"] or 0.0 for r in simulated),
         "failures": totals["failures"],
@@ -248,7 +248,7 @@ def _registry_lines(reg: dict[str, Any], head) -> list[str]:
 def _usage_lines(usage: dict[str, Any], head) -> list[str]:
     today, total = usage["today"], usage["all_time"]
     rows = [
-        ("requests", lambda u: f"{u['requests']:,}"),
+        ("attempts", lambda u: f"{u['requests']:,}"),
         ("tokens", lambda u: f"{u['tokens']:,}"),
         ("cost", lambda u: _money(u["cost_usd"], u["unpriced_requests"])),
         ("failures", lambda u: f"{u['failures']:,}"),
@@ -256,9 +256,14 @@ def _usage_lines(usage: dict[str, Any], head) -> list[str]:
     ]
     if total["simulated_requests"]:  # simulated cost is never mixed into real cost
         rows.insert(3, ("simulated cost", lambda u: _money(u["simulated_cost_usd"])))
-        rows.insert(4, ("simulated reqs", lambda u: f"{u['simulated_requests']:,}"))
-    out = [head("USAGE"), f"  {'':<14}{'today':>16}{'all time':>16}"]
-    out += [f"  {name:<14}{fmt(today):>16}{fmt(total):>16}" for name, fmt in rows]
+        rows.insert(4, ("simulated", lambda u: f"{u['simulated_requests']:,} attempts"))
+    cells = [(name, fmt(today), fmt(total)) for name, fmt in rows]
+    w = 2 + max(len("all time"), *(max(len(a), len(b)) for _, a, b in cells))
+    out = [
+        head("USAGE (attempts: every try of every request)"),
+        f"  {'':<14}{'today':>{w}}{'all time':>{w}}",
+    ]
+    out += [f"  {name:<14}{a:>{w}}{b:>{w}}" for name, a, b in cells]
     out.append(head("LATENCY (successful calls, all time)"))
     models = usage["latency_by_model"]
     if not models:

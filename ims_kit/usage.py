@@ -179,9 +179,11 @@ class UsageTracker:
         """
         return self.totals(session_id=self.session_id)
 
-    def totals(self, *, since: Any = None, session_id: str | None = None) -> dict[str, Any]:
-        """The same figures over the whole log (or since a time, or for one session)."""
-        where, params = _where(since=since, session_id=session_id)
+    def totals(
+        self, *, since: Any = None, session_id: str | None = None, provider: str | None = None
+    ) -> dict[str, Any]:
+        """The same figures over the whole log (or since a time, one session, one provider)."""
+        where, params = _where(since=since, session_id=session_id, provider=provider)
         row = self._db.execute(
             f"""SELECT count(*), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0),
                        sum(cost_usd), count(cost_usd), coalesce(sum(success = 0), 0),
@@ -413,8 +415,12 @@ def _where(
     session_id: str | None = None,
     workflow_id: str | None = None,
     last: int | None = None,
+    provider: str | None = None,
 ) -> tuple[str, list[Any]]:
     clauses, params = [], []
+    if provider is not None:
+        clauses.append("provider = ?")
+        params.append(provider)
     if last is not None:
         clauses.append("id > (SELECT coalesce(max(id), 0) FROM usage) - ?")
         params.append(int(last))

@@ -145,7 +145,8 @@ def test_ask_offline_with_the_simulated_provider(run):
     data = json.loads(run("ask", "What is 2+2?", "--provider", "simulated", "--json").output)
     assert data["text"] == "4" and data["provider"] == "simulated"
     figures = json.loads(run("metrics", "--json").output)
-    assert figures["total_executions"] == 1
+    assert figures["total_executions"] == 1 and figures["simulated_executions"] == 1
+    assert figures["total_cost_usd"] == 0.0 and figures["simulated_cost_usd"] > 0
 
 
 def test_ask_a_real_model_without_its_key_names_the_variable(run):

@@ -285,7 +285,8 @@ def test_every_candidate_failing_lists_each_try_and_logs_every_attempt(lab, vend
     assert [a.model_id for a in tried] == ["primary"] * 3 + ["claude"] * 3
     assert all(a.status in (503, 529) for a in tried)
     assert any(a.request_id for a in tried)
-    assert "primary: OVERLOAD (HTTP 503)" in str(err.value)
+    assert "primary: OVERLOAD x3 (HTTP 503)" in str(err.value)
+    assert str(err.value).count("primary:") == 1
     assert lab.usage.totals()["requests"] == 6 and lab.usage.totals()["failures"] == 6
 
 

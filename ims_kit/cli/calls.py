@@ -32,8 +32,7 @@ def _read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
 )
 @click.option(
     "--strategy",
-    type=click.Choice(list(STRATEGIES)),
-    envvar="IMS_STRATEGY",
+    metavar="|".join(STRATEGIES),
     help="cost (default), performance, balanced, latency or auto. [env: IMS_STRATEGY]",
 )
 @click.option(
@@ -97,8 +96,7 @@ def recommend(
 )
 @click.option(
     "--strategy",
-    type=click.Choice(list(STRATEGIES)),
-    envvar="IMS_STRATEGY",
+    metavar="|".join(STRATEGIES),
     help="How to choose the model when --model is not given. [env: IMS_STRATEGY]",
 )
 @click.option("--min-context", type=int, help="Minimum context window. [env: IMS_MIN_CONTEXT]")

@@ -47,7 +47,10 @@ def models(
     """List registered models (active ones unless --all); `ims models import FILE` adds your own."""
     if ctx.invoked_subcommand is not None:
         return
-    found = open_kit().registry.filter(
+    registry = open_kit().registry
+    if len(registry) == 0:
+        click.echo("ims: the registry is empty: run `ims init` to seed it", err=True)
+    found = registry.filter(
         vendor=vendor,
         min_context_window=min_context,
         capabilities=capabilities or None,

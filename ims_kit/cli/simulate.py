@@ -39,8 +39,10 @@ def simulate(requests: int, faults: str, seed: int, rate: float | None, as_json:
     same run. Fault windows make circuits open and, after the window, close again; --rate
     spreads the calls over real time so the dashboard can be watched filling up.
     """
+    from ims_kit.simulate import parse_faults
     from ims_kit.simulate import simulate as run
 
+    parse_faults(faults)  # a bad spec is one line before anything starts
     kit = open_kit()
     with click.progressbar(length=requests, label="simulating", file=sys.stderr) as bar:
         report = run(
@@ -70,5 +72,8 @@ def simulate(requests: int, faults: str, seed: int, rate: float | None, as_json:
     for model_id, steps in report.circuits.items():
         click.echo(f"circuit {model_id}: {' -> '.join(steps)}")
     if report.faults and not report.circuits:
-        click.echo("no circuit opened (the faulty models were not chosen often enough)")
+        click.echo(
+            "no circuit opened: the faulty models were not chosen often enough, or their "
+            "faults (invalid_request, context_overflow) do not count against a model"
+        )
     click.echo(f"database: {report.database}; `streamlit run app.py` to see it")

@@ -29,8 +29,7 @@ def _brief(context: dict[str, Any]) -> str:
 @click.argument("prompt")
 @click.option(
     "--strategy",
-    type=click.Choice(list(STRATEGIES)),
-    envvar="IMS_STRATEGY",
+    metavar="|".join(STRATEGIES),
     help="How to rank candidate models. [env: IMS_STRATEGY, default cost]",
 )
 @click.option("--provider", help="Override the models' provider, e.g. 'simulated' to work offline.")

@@ -63,8 +63,11 @@ def latency_median_ms(spec: ModelSpec) -> float:
 
 
 def estimate_tokens(text: str) -> int:
-    """About four characters per token, the usual rule of thumb for English text."""
-    return math.ceil(len(text) / 4)
+    """The prompt's token count as ``ims_kit.tokens`` counts it (exact for OpenAI models), so
+    simulated usage agrees with what the selector estimated."""
+    from ims_kit import tokens
+
+    return max(1, tokens.count(text).tokens) if text else 0
 
 
 def parse_kind(kind: ErrorKind | str) -> ErrorKind:
@@ -328,9 +331,10 @@ def _fault_error(
             error_type="invalid_request_error",
             **common,
         )
+    # UNKNOWN: an answer no rule of the classification table recognises (a 3xx here).
     return ProviderError(
-        "The server had an error processing your request (simulated).",
-        status=500,
-        error_type="api_error",
+        "Unexpected redirect (simulated).",
+        status=302,
+        error_type="unexpected",
         **common,
     )
