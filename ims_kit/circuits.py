@@ -78,7 +78,7 @@ class CircuitBreaker:
                 return Permit(model_id)
             now = self.clock()
             if row["state"] == OPEN:
-                if now < _epoch(row["opened_at"]) + self.open_seconds:
+                if now < self._retry_epoch(row):
                     return None
                 self._write(model_id, state=HALF_OPEN, probe_started_at=_iso(now))
                 self._events.emit("circuit.half_open", model_id)
@@ -152,16 +152,18 @@ class CircuitBreaker:
         """Every model with breaker history: state, failures, opened_at, retry_at, ..."""
         rows = self._db.execute(
             "SELECT model_id, state, consecutive_failures, opened_at, last_error_kind, updated,"
-            " probe_started_at FROM circuits ORDER BY model_id"
+            " probe_started_at, retry_at FROM circuits ORDER BY model_id"
         ).fetchall()
         out = {}
-        for model_id, state, failures, opened_at, last_kind, updated, probe in rows:
+        for model_id, state, failures, opened_at, last_kind, updated, probe, retry_at in rows:
             opened = _epoch(opened_at)
+            if retry_at is None and opened is not None:  # rows from before m005
+                retry_at = _iso(opened + self.open_seconds)
             out[model_id] = {
                 "state": state,
                 "consecutive_failures": failures,
                 "opened_at": opened_at,
-                "retry_at": _iso(opened + self.open_seconds) if opened is not None else None,
+                "retry_at": retry_at,
                 "last_error_kind": last_kind,
                 "probe_in_flight": probe is not None,
                 "updated": updated,
@@ -197,6 +199,7 @@ class CircuitBreaker:
             state=OPEN,
             consecutive_failures=failures,
             opened_at=_iso(now),
+            retry_at=_iso(now + self.open_seconds),  # stored: other processes may differ
             probe_started_at=None,
             last_error_kind=str(kind),
         )
@@ -211,14 +214,21 @@ class CircuitBreaker:
 
     def _row(self, model_id: str) -> dict[str, Any] | None:
         cursor = self._db.execute(
-            "SELECT state, consecutive_failures, opened_at, probe_started_at FROM circuits"
-            " WHERE model_id = ?",
+            "SELECT state, consecutive_failures, opened_at, probe_started_at, retry_at"
+            " FROM circuits WHERE model_id = ?",
             [model_id],
         )
         row = cursor.fetchone()
         if row is None:
             return None
-        return dict(zip(("state", "consecutive_failures", "opened_at", "probe_started_at"), row))
+        names = ("state", "consecutive_failures", "opened_at", "probe_started_at", "retry_at")
+        return dict(zip(names, row))
+
+    def _retry_epoch(self, row: dict[str, Any]) -> float:
+        """When an open circuit lets a probe through: as stored by whoever opened it."""
+        if row["retry_at"] is not None:
+            return _epoch(row["retry_at"])
+        return _epoch(row["opened_at"]) + self.open_seconds
 
     def _write(self, model_id: str, **fields: Any) -> None:
         fields["updated"] = _iso(self.clock())

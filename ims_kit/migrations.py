@@ -134,6 +134,13 @@ def m004_workflow_retries(db: Database) -> None:
     db.execute("ALTER TABLE workflows ADD COLUMN max_retries INTEGER NOT NULL DEFAULT 2")
 
 
+@migrations()
+def m005_circuit_retry_at(db: Database) -> None:
+    """Store when an open circuit retries: a process with another open period (the
+    dashboard, `ims status`) must not recompute it from its own setting."""
+    db.execute("ALTER TABLE circuits ADD COLUMN retry_at TEXT")
+
+
 def _run(db: Database, script: str) -> None:
     """Execute statements one by one: ``executescript`` would COMMIT the step's transaction."""
     for statement in script.split(";"):

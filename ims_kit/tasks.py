@@ -176,8 +176,9 @@ def resolve_validator(validate: Any) -> tuple[str, Check]:
     """A name (for the context) and a check from ``None``, ``"nonempty"``, ``"json"``, a JSON
     schema dict (type, required, properties, items, enum, additionalProperties) or a callable.
 
-    A callable gets the answer text; it rejects by returning a false value other than None or
-    by raising (the exception's message is the reason).
+    A callable gets the answer text. It accepts by returning True or None; it rejects by
+    returning False, by returning a string (the reason, as the built-in checks do), or by
+    raising (the exception's message is the reason).
     """
     if validate is None or validate == "nonempty":
         return "nonempty", _nonempty
@@ -205,6 +206,8 @@ def _wrap(fn: Callable[[str], Any]) -> Check:
             verdict = fn(text)
         except Exception as exc:
             return str(exc) or type(exc).__name__
+        if isinstance(verdict, str):  # a reason, like the built-in checks return
+            return verdict or "the validator returned an empty reason"
         if verdict is None or verdict:
             return None
         return f"the validator returned {verdict!r}"

@@ -154,3 +154,15 @@ def test_open_circuit_excludes_the_model_from_recommendations(seeded):
     assert rec.model.model_id != first
     reason = {c.model_id: c.reasons[0] for c in rec.excluded}[first]
     assert reason.startswith("circuit open until")
+
+
+def test_retry_time_is_the_openers_not_the_readers(kit, clock):
+    """A reader with another open period uses the retry time the opening process stored."""
+    opener = CircuitBreaker(kit.db, kit.events, open_seconds=5, clock=clock)
+    fail(opener, times=3)
+    reader = CircuitBreaker(kit.db, kit.events, open_seconds=600, clock=clock)
+    assert reader.status()["m"]["retry_at"] == opener.status()["m"]["retry_at"]
+    assert "m" in reader.unavailable()
+    clock.advance(5.001)
+    assert "m" not in reader.unavailable()
+    assert reader.allow("m").probe

@@ -251,3 +251,14 @@ def test_malformed_schemas_are_refused_before_anything_runs(seeded, schema):
     with pytest.raises(InvalidInputError):
         seeded.run_task("hi", provider="simulated", validate=schema)
     assert seeded.workflows() == []
+
+
+def test_a_validator_returning_a_reason_rejects(seeded):
+    """A string from a validator is its reason for rejecting, as with the built-in checks."""
+    result = seeded.run_task(
+        "What is 2+2?",
+        provider="simulated",
+        max_model_retries=0,
+        validate=lambda text: "needs a longer answer",
+    )
+    assert result.state == "FAILED" and "needs a longer answer" in result.reason
