@@ -8,21 +8,6 @@ from ims_kit import charts, status
 st.title("Overview")
 
 
-def health(k, figures: dict, blocking: dict) -> list[str]:
-    """What needs attention, by the same rules as `ims status`."""
-    problems = []
-    if not k.registry.count_by_vendor(active=True):
-        problems.append("no model is active: `ims models --all` lists them")
-    for state, said in (("open", "circuit open"), ("half_open", "circuit half-open, probing")):
-        ids = [m for m, s in blocking.items() if s == state]
-        if ids:
-            problems.append(f"{said}: {', '.join(ids)}")
-    rate = figures["success_rate"]
-    if figures["requests"] >= status.MIN_REQUESTS_FOR_RATE and rate < status.LOW_SUCCESS_RATE:
-        problems.append(f"success rate {rate:.0%} in this range ({figures['failures']} failures)")
-    return problems
-
-
 @st.fragment(run_every=shared.refresh_every())
 def live() -> None:
     f = shared.filters()
@@ -34,7 +19,15 @@ def live() -> None:
     figures, timeline = shared.overview(path, f.args)
     shared.simulated_banner(figures["simulated_requests"], figures["requests"])
 
-    problems = health(k, figures, blocking)
+    problems = status.problems(
+        models=len(k.registry),
+        active=sum(k.registry.count_by_vendor(active=True).values()),
+        blocking=blocking,
+        requests=figures["requests"],
+        success_rate=figures["success_rate"],
+        failures=figures["failures"],
+        scope="this range's",
+    )
     if problems:
         st.warning("**Degraded.** " + "; ".join(problems), icon=":material/warning:")
     else:

@@ -165,25 +165,53 @@ def _usage(kit: Any, since: datetime | None) -> dict[str, Any]:
     }
 
 
-def _health(snap: dict[str, Any]) -> dict[str, Any]:
-    problems = []
-    pending = snap["database"]["pending_migrations"]
+def problems(
+    *,
+    models: int,
+    active: int,
+    blocking: dict[str, str],
+    requests: int,
+    success_rate: float | None,
+    failures: int,
+    pending: list[str] | tuple[str, ...] = (),
+    scope: str = "today's",
+) -> list[str]:
+    """What needs attention; the rules of `ims status` and the dashboard's Overview.
+
+    ``blocking`` maps each model refusing calls now to its breaker state.
+    """
+    found = []
     if pending:
-        problems.append(f"the schema is {len(pending)} step(s) behind: run `ims init`")
-    registry = snap["registry"]
-    if not registry["models"]:
-        problems.append("the registry is empty: run `ims init`")
-    elif not registry["active"]:
-        problems.append("no model is active: `ims models --all` lists them")
+        found.append(f"the schema is {len(pending)} step(s) behind: run `ims init`")
+    if not models:
+        found.append("the registry is empty: run `ims init`")
+    elif not active:
+        found.append("no model is active: `ims models --all` lists them")
     for state, said in (("open", "circuit open"), ("half_open", "circuit half-open, probing")):
-        ids = [c["model_id"] for c in snap["circuits"] if c["blocking"] and c["state"] == state]
+        ids = [m for m, s in blocking.items() if s == state]
         if ids:
-            problems.append(f"{said}: {', '.join(ids)}")
+            found.append(f"{said}: {', '.join(ids)}")
+    if (
+        requests >= MIN_REQUESTS_FOR_RATE
+        and success_rate is not None
+        and (success_rate < LOW_SUCCESS_RATE)
+    ):
+        found.append(f"{scope} success rate is {success_rate:.0%} ({failures} failures)")
+    return found
+
+
+def _health(snap: dict[str, Any]) -> dict[str, Any]:
     today = snap["usage"]["today"]
-    rate = today["success_rate"]
-    if today["requests"] >= MIN_REQUESTS_FOR_RATE and rate < LOW_SUCCESS_RATE:
-        problems.append(f"today's success rate is {rate:.0%} ({today['failures']} failures)")
-    return {"status": "degraded" if problems else "ok", "problems": problems}
+    found = problems(
+        models=snap["registry"]["models"],
+        active=snap["registry"]["active"],
+        blocking={c["model_id"]: c["state"] for c in snap["circuits"] if c["blocking"]},
+        requests=today["requests"],
+        success_rate=today["success_rate"],
+        failures=today["failures"],
+        pending=snap["database"]["pending_migrations"],
+    )
+    return {"status": "degraded" if found else "ok", "problems": found}
 
 
 def _unusable(path: Path, problem: str, now: datetime | None, *, exists: bool = True) -> dict:
