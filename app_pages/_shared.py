@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -48,23 +47,16 @@ def db_path() -> str:
 @st.cache_data(ttl=DATA_TTL_S, show_spinner=False)
 def database_problem(path: str) -> str | None:
     """Why the file at ``path`` cannot be shown yet (None when it can). Never creates it."""
-    from ims_kit.db import open_db
     from ims_kit.errors import StoreError
 
-    if not Path(path).exists():
-        return f"There is no ims_kit database at `{path}` yet."
     try:
-        db = open_db(path, migrate=False)
+        k = ims_kit.open(path, create=False)
     except StoreError as exc:
         return str(exc)
     try:
-        if not db.table("models").exists():
-            return f"`{path}` has no ims_kit tables yet."
-        if not db.execute("SELECT count(*) FROM models").fetchone()[0]:
-            return "The model registry is empty."
+        return None if len(k.registry) else "The model registry is empty."
     finally:
-        db.close()
-    return None
+        k.close()
 
 
 @st.cache_resource(show_spinner=False)

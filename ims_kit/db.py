@@ -63,21 +63,34 @@ def sqlite_utils():
     return sys.modules["sqlite_utils"]
 
 
-def open_db(path: str | os.PathLike | None = None, *, migrate: bool = True) -> Database:
-    """Open (creating if needed) the database at ``path`` and bring its schema up to date.
+def open_db(
+    path: str | os.PathLike | None = None, *, migrate: bool = True, create: bool = True
+) -> Database:
+    """Open the database at ``path`` and bring its schema up to date.
 
+    ``create=False`` is for readers (``ims status``, the dashboard, ``ims gemini``): a
+    missing file, or one without ims_kit's tables, is a StoreError saying to run
+    ``ims init``, and nothing is created. The write lock is taken only when a migration is
+    pending, so opening an up-to-date file never waits for a busy writer.
     Returns a ``ThreadLocalDatabase``: each thread that uses it gets its own connection.
     Raises StoreError with the path when the file is not a usable SQLite database.
     """
     target = Path(path).expanduser() if path is not None else default_path()
+    if not create and not target.exists():
+        raise StoreError(f"no database at {target}: run `ims init`")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         db = _connect(target)
+        if not create and not db.table("models").exists():
+            db.close()
+            raise StoreError(f"{target} has no ims_kit tables: run `ims init`")
         if migrate:
             from ims_kit.migrations import migrate as apply_migrations
+            from ims_kit.migrations import migrations
 
-            with immediate(db):
-                apply_migrations(db)
+            if migrations.pending(db):
+                with immediate(db):  # re-checks under the lock: two openers race safely
+                    apply_migrations(db)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot use {target} as an ims_kit database: {exc}") from exc
     except OSError as exc:

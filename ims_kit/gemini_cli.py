@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ims_kit.errors import ErrorKind, ImsError
+from ims_kit.errors import ErrorKind, ImsError, StoreError
 from ims_kit.providers.gemini_cli import (
     PROVIDER,
     GeminiCliError,
@@ -62,13 +62,12 @@ class GeminiCliFailed(ImsError):
 
 def open_kit() -> Kit:
     """The Kit on the existing database; a missing file is reported, never created."""
-    from ims_kit.db import default_path
     from ims_kit.kit import Kit
 
-    path = default_path()
-    if not path.exists():
-        raise GeminiUnavailable(f"no database at {path}: run `ims init`")
-    return Kit(path)
+    try:
+        return Kit(create=False)
+    except StoreError as exc:
+        raise GeminiUnavailable(str(exc)) from None
 
 
 def check_health(kit: Kit) -> str:

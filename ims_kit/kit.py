@@ -35,8 +35,10 @@ class Kit:
         *,
         store_text: bool | None = None,
         policy: RecoveryPolicy | None = None,
+        create: bool = True,
     ):
-        self.db = open_db(path)
+        """``create=False`` opens only an existing ims_kit database (StoreError otherwise)."""
+        self.db = open_db(path, create=create)
         self.session_id = uuid.uuid4().hex[:12]
         self.events = EventLog(self.db)
         self.registry = Registry(self.db, self.events)

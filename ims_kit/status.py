@@ -24,45 +24,26 @@ _HEALTH_COLOUR = {"ok": "green", "degraded": "yellow", "down": "red"}
 _STATE_COLOUR = {"open": "red", "half_open": "yellow"}
 
 
-class _Reader:
-    """The stores a Kit has, over a connection opened without migrating (nothing is written)."""
-
-    def __init__(self, db):
-        from ims_kit.circuits import CircuitBreaker
-        from ims_kit.events import EventLog
-        from ims_kit.registry import Registry
-        from ims_kit.usage import UsageTracker
-
-        self.db = db
-        self.events = EventLog(db)
-        self.registry = Registry(db, self.events)
-        self.usage = UsageTracker(db, self.events, "status")
-        self.circuits = CircuitBreaker(db, self.events)
-
-
 def read(path: str | Path | None = None, *, now: datetime | None = None) -> dict[str, Any]:
     """The snapshot of the database at ``path`` (default ``IMS_DB`` or the per-user file).
 
     A missing, foreign or unreadable file gives a snapshot whose health is ``down`` and
     whose one problem says what to do; it never raises for that.
     """
-    from ims_kit.db import default_path, open_db
+    from ims_kit.db import default_path
+    from ims_kit.kit import Kit
 
     target = Path(path).expanduser() if path is not None else default_path()
-    if not target.exists():
-        return _unusable(target, f"no database at {target}: run `ims init`", now, exists=False)
     try:
-        db = open_db(target, migrate=False)
+        kit = Kit(target, create=False)
     except StoreError as exc:
-        return _unusable(target, str(exc), now)
+        return _unusable(target, str(exc), now, exists=target.exists())
     try:
-        if not db.table("models").exists():
-            return _unusable(target, f"{target} has no ims_kit tables: run `ims init`", now)
-        return snapshot(_Reader(db), now=now)
+        return snapshot(kit, now=now)
     except sqlite3.Error as exc:
         return _unusable(target, f"cannot read {target}: {exc}", now)
     finally:
-        db.close()
+        kit.close()
 
 
 def snapshot(kit: Any, *, now: datetime | None = None) -> dict[str, Any]:
