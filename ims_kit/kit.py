@@ -6,6 +6,7 @@ import os
 import uuid
 from typing import Any
 
+from ims_kit import tokens
 from ims_kit.circuits import CircuitBreaker
 from ims_kit.db import open_db
 from ims_kit.errors import ImsError, InvalidInputError
@@ -46,15 +47,8 @@ class Kit:
             store_text = os.environ.get("IMS_STORE_TEXT", "").lower() in ("1", "true", "yes")
         self.usage = UsageTracker(self.db, self.events, self.session_id, store_text=store_text)
         self.circuits = CircuitBreaker(self.db, self.events)
-        self.recovery = Recovery(
-            self.circuits,
-            self.usage,
-            self.events,
-            policy,
-            count_tokens=_count_tokens,
-            truncate=_truncate,
-        )
-        self.recovery.chain_for = self._chain_for_user_call
+        self.recovery = Recovery(self.circuits, self.usage, self.events, policy)
+        self.recovery.chain_for = self._user_chain
         self._providers: dict[str, Any] = {}
 
     @property
@@ -135,7 +129,7 @@ class Kit:
 
         if not isinstance(prompt, str):
             raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
-        prompt_tokens = _count_tokens(prompt, None) if prompt else 0
+        prompt_tokens = tokens.count(prompt).tokens if prompt else 0
         return Request(
             prompt_tokens=prompt_tokens,
             expected_output_tokens=expected_output_tokens,
@@ -235,8 +229,13 @@ class Kit:
             chain = chain[:1] + [self.registry.lookup(m) for m in fallbacks]
         return chain, rec.strategy
 
-    def _chain_for_user_call(self, model_id: str, prompt: str) -> list[ModelSpec]:
-        """The fallback chain for ``execute_with_recovery``: the model, then the ranking."""
+    def _user_chain(
+        self, model_id: str, prompt: str, fallbacks: list[str] | None
+    ) -> list[ModelSpec]:
+        """The chain for ``execute_with_recovery``: the model, then the named fallbacks or,
+        by default, the selector's ranking for the prompt."""
+        if fallbacks is not None:
+            return self._chain(prompt, model_id, fallbacks, {})[0]
         first = self.registry.lookup(model_id)
         try:
             ranked = [c.model for c in self.recommend(prompt).ranked]
@@ -347,18 +346,6 @@ class Kit:
             workflow_id=workflow_id,
             **constraints,
         )
-
-
-def _count_tokens(text: str, model: str | None) -> int:
-    from ims_kit import tokens
-
-    return tokens.count(text, model).tokens
-
-
-def _truncate(text: str, max_tokens: int, model: str | None) -> str:
-    from ims_kit import tokens
-
-    return tokens.truncate(text, max_tokens, model)
 
 
 def _names(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import stamina
 
+from ims_kit import tokens
 from ims_kit.classify import RULES, Classification, classify, rules_table
 from ims_kit.errors import AllModelsFailed, ErrorKind, MissingKeyError, ProviderError
 from ims_kit.records import Answer, Attempt, Completion, ModelSpec
@@ -108,16 +109,13 @@ class Recovery:
         usage: UsageTracker,
         events: EventLog,
         policy: RecoveryPolicy | None = None,
-        count_tokens: Callable[[str, str], int] | None = None,
-        truncate: Callable[[str, int, str], str] | None = None,
     ):
         self.breaker = breaker
         self.usage = usage
         self.events = events
         self.policy = policy or RecoveryPolicy()
-        self._count = count_tokens or (lambda text, model: max(1, len(text) // 4))
-        self._truncate = truncate or (lambda text, n, model: text[: n * 4])
-        self.chain_for: Callable[[str, str], list[ModelSpec]] | None = None  # set by Kit
+        # model id, prompt, fallbacks or None -> the models to try (set by Kit)
+        self.chain_for: Callable[[str, str, list[str] | None], list[ModelSpec]] | None = None
 
     def get_circuit_status(self) -> dict[str, dict[str, Any]]:
         """Every model with breaker history: state, failures, opened_at, retry_at, ..."""
@@ -211,11 +209,7 @@ class Recovery:
         """
         if self.chain_for is None:
             raise RuntimeError("execute_with_recovery needs a Kit (kit.recovery)")
-        chain = (
-            self.chain_for(model_id, prompt)
-            if fallbacks is None
-            else [self.chain_for(m, prompt)[0] for m in [model_id, *fallbacks]]
-        )
+        chain = self.chain_for(model_id, prompt, fallbacks)
         results: dict[str, Any] = {}
 
         async def call(spec: ModelSpec, text: str) -> Completion:
@@ -224,7 +218,7 @@ class Recovery:
             results["value"] = result
             tin, tout = _reported_tokens(result)
             return Completion(
-                str(result)[:0],
+                "",  # the caller's result is returned as it is, not as text
                 tin,
                 tout,
                 None,
@@ -279,8 +273,8 @@ class Recovery:
         tin, tout, source = c.tokens_in, c.tokens_out, "provider"
         if tin is None or tout is None:
             source = "estimate"
-            tin = tin if tin is not None else self._count(prompt_sent, spec.model_id)
-            tout = tout if tout is not None else self._count(c.text, spec.model_id)
+            tin = tin if tin is not None else tokens.count(prompt_sent, spec.model_id).tokens
+            tout = tout if tout is not None else tokens.count(c.text, spec.model_id).tokens
         record = self._log(
             spec, state, tin, tout, source, c.latency_ms, True, None, response=c.text
         )
@@ -374,7 +368,7 @@ class Recovery:
             if p.truncate and state.truncations < p.max_truncations:
                 budget = self._fit(spec, err, prompt_sent)
                 state.truncations += 1
-                shorter = self._truncate(prompt_sent, budget, spec.model_id)
+                shorter = tokens.truncate(prompt_sent, budget, spec.model_id)
                 return 0.0, "truncate", f"truncated to ~{budget:,} tokens", shorter
             return None, "fallback", "still too long: trying a larger window", prompt_sent
         if cls.kind is K.INVALID_REQUEST:
@@ -398,7 +392,7 @@ class Recovery:
         reported its own count ("130532 tokens > 128000"), ours is scaled by its ratio,
         since its tokenizer is the one that decides; otherwise we cut at least a quarter.
         """
-        ours = self._count(prompt, spec.model_id)
+        ours = tokens.count(prompt, spec.model_id).tokens
         limit = err.limit_tokens if err is not None and err.limit_tokens else spec.context_window
         reserve = min(spec.max_output_tokens, max(256, limit // 8))
         target = max(1, int((limit - reserve) * 0.95))

@@ -361,6 +361,7 @@ def test_execute_with_recovery_protects_a_user_function(lab):
         )
     )
     assert result["text"] == "ok from backup" and calls == ["primary"] * 3 + ["backup"]
+    assert lab.events.count("model.queried") == 0  # named fallbacks: no ranking was run
     row = lab.usage.records()[-1]
     assert (row.model_id, row.tokens_in, row.tokens_out, row.token_source) == (
         "backup",
