@@ -10,7 +10,6 @@ never both take the half-open probe. The clock is injectable: tests never sleep.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,20 +64,19 @@ class CircuitBreaker:
         self.open_seconds = open_seconds
         self.probe_timeout_seconds = probe_timeout_seconds
         self.clock = clock
-        self._lock = threading.Lock()  # one connection: serialise this process's threads
 
     def allow(self, model_id: str) -> Permit | None:
         """A permit to call ``model_id`` now, or None while its circuit is open."""
         row = self._row(model_id)
         if row is None or row["state"] == CLOSED:
             return Permit(model_id)
-        with self._lock, immediate(self._db):
+        with immediate(self._db):
             row = self._row(model_id)  # re-read under the write lock
             if row is None or row["state"] == CLOSED:
                 return Permit(model_id)
             now = self.clock()
             if row["state"] == OPEN:
-                if now < self._retry_epoch(row):
+                if now < _epoch(row["retry_at"]):  # as stored by whoever opened it
                     return None
                 self._write(model_id, state=HALF_OPEN, probe_started_at=_iso(now))
                 self._events.emit("circuit.half_open", model_id)
@@ -101,7 +99,7 @@ class CircuitBreaker:
         row = self._row(permit.model_id)
         if row is None or (row["state"] == CLOSED and row["consecutive_failures"] == 0):
             return  # the common case writes nothing
-        with self._lock, immediate(self._db):
+        with immediate(self._db):
             row = self._row(permit.model_id)
             was = row["state"] if row else CLOSED
             self._write(
@@ -121,7 +119,7 @@ class CircuitBreaker:
             if permit.probe:
                 self.release(permit)
             return
-        with self._lock, immediate(self._db):
+        with immediate(self._db):
             row = self._row(permit.model_id)
             failures = (row["consecutive_failures"] if row else 0) + 1
             state = row["state"] if row else CLOSED
@@ -136,7 +134,7 @@ class CircuitBreaker:
     def release(self, permit: Permit) -> None:
         """Give back a probe that ended without a verdict on the model's health."""
         if permit.probe:
-            with self._lock, immediate(self._db):
+            with immediate(self._db):
                 self._write(permit.model_id, probe_started_at=None)
 
     def cancelled(self, permit: Permit) -> None:
@@ -156,9 +154,6 @@ class CircuitBreaker:
         ).fetchall()
         out = {}
         for model_id, state, failures, opened_at, last_kind, updated, probe, retry_at in rows:
-            opened = _epoch(opened_at)
-            if retry_at is None and opened is not None:  # rows from before m005
-                retry_at = _iso(opened + self.open_seconds)
             out[model_id] = {
                 "state": state,
                 "consecutive_failures": failures,
@@ -183,7 +178,7 @@ class CircuitBreaker:
 
     def reset(self, model_id: str | None = None) -> None:
         """Forget breaker history (of one model, or all)."""
-        with self._lock, immediate(self._db):
+        with immediate(self._db):
             if model_id is None:
                 self._db.execute("DELETE FROM circuits")
             else:
@@ -223,12 +218,6 @@ class CircuitBreaker:
             return None
         names = ("state", "consecutive_failures", "opened_at", "probe_started_at", "retry_at")
         return dict(zip(names, row))
-
-    def _retry_epoch(self, row: dict[str, Any]) -> float:
-        """When an open circuit lets a probe through: as stored by whoever opened it."""
-        if row["retry_at"] is not None:
-            return _epoch(row["retry_at"])
-        return _epoch(row["opened_at"]) + self.open_seconds
 
     def _write(self, model_id: str, **fields: Any) -> None:
         fields["updated"] = _iso(self.clock())

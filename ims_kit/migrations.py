@@ -138,7 +138,13 @@ def m004_workflow_retries(db: Database) -> None:
 def m005_circuit_retry_at(db: Database) -> None:
     """Store when an open circuit retries: a process with another open period (the
     dashboard, `ims status`) must not recompute it from its own setting."""
+    from datetime import datetime, timedelta
+
     db.execute("ALTER TABLE circuits ADD COLUMN retry_at TEXT")
+    opened = db.execute("SELECT model_id, opened_at FROM circuits WHERE opened_at IS NOT NULL")
+    for model_id, opened_at in opened.fetchall():  # the default 60 s period, for older rows
+        retry_at = (datetime.fromisoformat(opened_at) + timedelta(seconds=60)).isoformat()
+        db.execute("UPDATE circuits SET retry_at = ? WHERE model_id = ?", [retry_at, model_id])
 
 
 def _run(db: Database, script: str) -> None:

@@ -156,3 +156,16 @@ def test_two_processes_creating_the_same_file_at_once(tmp_path):
         ).fetchone()
     assert total == distinct >= 1
     assert history.pending(store.open_db(path, migrate=False)) == []
+
+
+def test_m005_backfills_retry_at_of_circuits_opened_before_it(tmp_path):
+    """A circuit opened under the old schema keeps a retry time (opened + the default 60 s)."""
+    db = store.open_db(tmp_path / "old.db", migrate=False)
+    history.apply(db, stop_before="m005_circuit_retry_at")
+    db.execute(
+        "INSERT INTO circuits (model_id, state, opened_at, updated)"
+        " VALUES ('m', 'open', '2026-01-01T00:00:00+00:00', 'x')"
+    )
+    history.apply(db)
+    row = db.execute("SELECT retry_at FROM circuits WHERE model_id = 'm'").fetchone()
+    assert row[0] == "2026-01-01T00:01:00+00:00"
