@@ -56,6 +56,15 @@ def _litellm():
     return litellm
 
 
+def _router(litellm, server: vs.VendorServer, models: list[str], **options):
+    """LiteLLM's router with one deployment per model group, all on the loopback server."""
+    params = {"api_base": f"{server.url}/v1", "api_key": KEY}
+    deployments = [
+        {"model_name": m, "litellm_params": {"model": f"openai/{m}", **params}} for m in models
+    ]
+    return litellm.Router(model_list=deployments, **options)
+
+
 def _interleave(fns: dict, n: int, block: int = 50) -> dict[str, Timing]:
     """Run each function n times, alternating blocks so drift hits all alike."""
     timings = {name: Timing() for name in fns}
@@ -97,18 +106,7 @@ def overhead(quick: bool) -> Section:
         }
         litellm = _litellm()
         if litellm is not None:
-            router = litellm.Router(
-                model_list=[
-                    {
-                        "model_name": "primary",
-                        "litellm_params": {
-                            "model": "openai/primary",
-                            "api_base": f"{server.url}/v1",
-                            "api_key": KEY,
-                        },
-                    }
-                ]
-            )
+            router = _router(litellm, server, ["primary"])
             messages = [{"role": "user", "content": PROMPT}]
             fns["litellm.completion"] = lambda: litellm.completion(
                 model="openai/primary", api_base=f"{server.url}/v1", api_key=KEY, messages=messages
@@ -167,12 +165,10 @@ def fallback(quick: bool) -> Section:
         }
         litellm = _litellm()
         if litellm is not None:
-            params = {"api_base": f"{server.url}/v1", "api_key": KEY}
-            router = litellm.Router(
-                model_list=[
-                    {"model_name": m, "litellm_params": {"model": f"openai/{m}", **params}}
-                    for m in ("primary", "backup")
-                ],
+            router = _router(
+                litellm,
+                server,
+                ["primary", "backup"],
                 fallbacks=[{"primary": ["backup"]}],
                 num_retries=0,
             )
@@ -237,14 +233,7 @@ def dead_model(quick: bool) -> Section:
         else:
             server.reset()
             server.fail_always("dead", vs.openai_unavailable())
-            params = {"api_base": f"{server.url}/v1", "api_key": KEY}
-            router = litellm.Router(
-                model_list=[
-                    {"model_name": m, "litellm_params": {"model": f"openai/{m}", **params}}
-                    for m in ("dead", "backup")
-                ],
-                fallbacks=[{"dead": ["backup"]}],
-            )
+            router = _router(litellm, server, ["dead", "backup"], fallbacks=[{"dead": ["backup"]}])
             answered, made, t = 0, 0, Timing()
             messages = [{"role": "user", "content": PROMPT}]
             deadline = time.monotonic() + (20 if quick else 45)  # its retries sleep: bound it
