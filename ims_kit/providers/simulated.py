@@ -164,10 +164,7 @@ class SimulatedProvider:
         outcome, seconds = self._draw(spec, prompt, max_tokens, system)
         if self.realtime:
             time.sleep(seconds)
-        if isinstance(outcome, ProviderError):
-            outcome.latency_ms = seconds * 1000
-            raise outcome
-        return outcome
+        return _deliver(outcome, seconds)
 
     async def acomplete(
         self,
@@ -181,10 +178,7 @@ class SimulatedProvider:
         outcome, seconds = self._draw(spec, prompt, max_tokens, system)
         if self.realtime:
             await asyncio.sleep(seconds)
-        if isinstance(outcome, ProviderError):
-            outcome.latency_ms = seconds * 1000
-            raise outcome
-        return outcome
+        return _deliver(outcome, seconds)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -245,6 +239,14 @@ class SimulatedProvider:
     def _advance(self, seconds: float) -> None:
         if self.clock is not None:
             self.clock.advance(seconds)
+
+
+def _deliver(outcome: Completion | ProviderError, seconds: float) -> Completion:
+    """Return the completion, or raise the fault with the time it (simulatedly) took."""
+    if isinstance(outcome, ProviderError):
+        outcome.latency_ms = seconds * 1000
+        raise outcome
+    return outcome
 
 
 def _canned(prompt: str) -> str | None:
