@@ -258,14 +258,12 @@ class Kit:
             "total_model_queries": self.events.count("model.queried"),
             "total_filter_queries": self.events.count("filter.executed"),
         }
-        usage = self.usage.totals()
-        simulated = self.usage.totals(provider="simulated")
+        usage = self.usage.totals()  # real and simulated cost apart
         figures["total_executions"] = usage["requests"]
         figures["total_execution_failures"] = usage["failures"]
-        real_cost = (usage["cost"] or 0.0) - (simulated["cost"] or 0.0)  # never mixed
-        figures["total_cost_usd"] = round(real_cost, 6)
-        figures["simulated_executions"] = simulated["requests"]
-        figures["simulated_cost_usd"] = round(simulated["cost"] or 0.0, 6)
+        figures["total_cost_usd"] = None if usage["cost"] is None else round(usage["cost"], 6)
+        figures["simulated_executions"] = usage["simulated_requests"]
+        figures["simulated_cost_usd"] = round(usage["simulated_cost"], 6)
         for vendor, n in self.registry.count_by_vendor().items():
             figures[f"vendor_models:{vendor}"] = n
         for model_id, n in self.events.count_by_subject("model.queried").items():

@@ -130,17 +130,13 @@ def providers() -> dict[str, Any]:
 def _usage(kit: Any, since: datetime | None) -> dict[str, Any]:
     """Totals, with simulated cost kept apart from real cost."""
     totals = kit.usage.totals(since=since)
-    rows = kit.usage.summary_rows("provider", since=since, percentiles=False)
-    real = [r for r in rows if r["provider"] != "simulated"]
-    simulated = [r for r in rows if r["provider"] == "simulated"]
-    priced = [r["cost_usd"] for r in real if r["cost_usd"] is not None]
     return {
         "requests": totals["requests"],
         "tokens": totals["tokens"],
-        "cost_usd": sum(priced) if priced or not real else None,
-        "unpriced_requests": sum(r["unpriced_requests"] for r in real),
-        "simulated_requests": sum(r["requests"] for r in simulated),
-        "simulated_cost_usd": sum(r["cost_usd"] or 0.0 for r in simulated),
+        "cost_usd": totals["cost"],
+        "unpriced_requests": totals["unpriced_requests"],
+        "simulated_requests": totals["simulated_requests"],
+        "simulated_cost_usd": totals["simulated_cost"],
         "failures": totals["failures"],
         "success_rate": totals["success_rate"],
     }

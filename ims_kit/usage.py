@@ -174,34 +174,37 @@ class UsageTracker:
     def get_session_stats(self) -> dict[str, Any]:
         """This session's requests, tokens, cost, failures and success rate (the seed's keys).
 
-        ``cost`` sums priced calls only; ``unpriced_requests`` counts the others, and when
-        every call was unpriced ``cost`` is None rather than $0.
+        ``cost`` is real spend: priced calls only, simulated ones apart in
+        ``simulated_cost``; ``unpriced_requests`` counts real calls without a price, and when
+        every real call was unpriced ``cost`` is None rather than $0.
         """
         return self.totals(session_id=self.session_id)
 
-    def totals(
-        self, *, since: Any = None, session_id: str | None = None, provider: str | None = None
-    ) -> dict[str, Any]:
-        """The same figures over the whole log (or since a time, one session, one provider)."""
-        where, params = _where(since=since, session_id=session_id, provider=provider)
+    def totals(self, *, since: Any = None, session_id: str | None = None) -> dict[str, Any]:
+        """The same figures over the whole log (or since a time, or for one session)."""
+        where, params = _where(since=since, session_id=session_id)
+        real = "provider IS NOT 'simulated'"
         row = self._db.execute(
             f"""SELECT count(*), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0),
-                       sum(cost_usd), count(cost_usd), coalesce(sum(success = 0), 0),
-                       coalesce(sum(provider = 'simulated'), 0)
+                       coalesce(sum(success = 0), 0),
+                       coalesce(sum({real}), 0), sum(CASE WHEN {real} THEN cost_usd END),
+                       count(CASE WHEN {real} THEN cost_usd END),
+                       coalesce(sum(NOT {real}), 0), sum(CASE WHEN NOT {real} THEN cost_usd END)
                 FROM usage {where}""",
             params,
         ).fetchone()
-        requests, tin, tout, cost, priced, failures, simulated = row
+        requests, tin, tout, failures, n_real, cost, priced, n_sim, sim_cost = row
         return {
             "requests": requests,
             "tokens": tin + tout,
             "tokens_in": tin,
             "tokens_out": tout,
-            "cost": cost if priced or not requests else None,
-            "unpriced_requests": requests - priced,
+            "cost": (cost or 0.0) if priced or not n_real else None,
+            "unpriced_requests": n_real - priced,
             "failures": failures,
             "success_rate": (requests - failures) / requests if requests else None,
-            "simulated_requests": simulated,
+            "simulated_requests": n_sim,
+            "simulated_cost": sim_cost or 0.0,
         }
 
     def summary(self, by: str = "model", *, since: Any = None):
@@ -415,12 +418,8 @@ def _where(
     session_id: str | None = None,
     workflow_id: str | None = None,
     last: int | None = None,
-    provider: str | None = None,
 ) -> tuple[str, list[Any]]:
     clauses, params = [], []
-    if provider is not None:
-        clauses.append("provider = ?")
-        params.append(provider)
     if last is not None:
         clauses.append("id > (SELECT coalesce(max(id), 0) FROM usage) - ?")
         params.append(int(last))

@@ -162,3 +162,16 @@ def test_summary_without_percentiles_skips_the_sort(kit):
     assert row["requests"] == 3 and row["p50_latency_ms"] is None
     [row] = kit.usage.summary_rows("model")
     assert row["p50_latency_ms"] == 20
+
+
+def test_simulated_cost_is_counted_apart_from_real_cost(kit):
+    """Totals keep simulated spend out of the real cost, whatever the mix."""
+    kit.usage.log_execution(**SEED_CALL | {"provider": "simulated"})
+    only_simulated = kit.usage.totals()
+    assert only_simulated["cost"] == 0.0 and only_simulated["simulated_cost"] == pytest.approx(
+        0.000225
+    )
+    kit.usage.log_execution(**SEED_CALL | {"provider": "gemini"})
+    mixed = kit.usage.totals()
+    assert mixed["cost"] == pytest.approx(0.000225) and mixed["simulated_requests"] == 1
+    assert mixed["requests"] == 2
