@@ -26,9 +26,11 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-dev
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
+# ruff, then the floors of docs/ARCHITECTURE.md (import-linter's contracts in pyproject.toml).
 lint: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # Tests and notebooks never touch your database: IMS_DB points at a fresh temporary file.
 test: lint
@@ -43,7 +45,9 @@ demo: install
 	$(BIN)/ims init
 	$(BIN)/ims simulate --requests 300 --faults "$(DEMO_FAULTS)" --seed 7
 	@echo "ims: the dashboard is at http://localhost:$(DEMO_PORT) (Ctrl-C stops it)"
-	@echo "ims: live traffic from another terminal: $(BIN)/ims simulate --rate 5 --requests 500"
+	@echo "ims: live traffic from another terminal:" \
+		"IMS_DB=$$($(BIN)/python -c 'from ims_kit.kit import default_database; print(default_database())')" \
+		"$(BIN)/ims simulate --rate 5 --requests 500"
 	$(BIN)/streamlit run app.py --server.headless true --server.port $(DEMO_PORT) \
 		--server.address 127.0.0.1 --browser.gatherUsageStats false
 

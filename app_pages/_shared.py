@@ -14,8 +14,8 @@ from typing import Any
 import streamlit as st
 
 import ims_kit
-from ims_kit import usage_views
-from ims_kit.db import default_path
+from ims_kit import formatting
+from ims_kit.kit import default_database
 
 DATA_TTL_S = 5
 RANGES: dict[str, timedelta | None] = {
@@ -41,20 +41,21 @@ ims simulate --requests 300 --seed 7 \\
 # -- the database and the Kit ---------------------------------------------------------------
 def db_path() -> str:
     """The database this dashboard reads: ``IMS_DB`` or the per-user default."""
-    return str(default_path())
+    return str(default_database())
 
 
 @st.cache_data(ttl=DATA_TTL_S, show_spinner=False)
-def database_problem(path: str) -> str | None:
-    """Why the file at ``path`` cannot be shown yet (None when it can). Never creates it."""
+def database_problem(path: str) -> tuple[str, bool] | None:
+    """Why the file at ``path`` cannot be shown yet, and whether ``ims init`` fixes it
+    (None when it can be shown). Never creates the file."""
     from ims_kit.errors import StoreError
 
     try:
         k = ims_kit.open(path, create=False)
     except StoreError as exc:
-        return str(exc)
+        return str(exc), "ims init" in str(exc)
     try:
-        return None if len(k.registry) else "The model registry is empty."
+        return None if len(k.registry) else ("The model registry is empty.", True)
     finally:
         k.close()
 
@@ -74,8 +75,12 @@ def stop_unless_ready() -> None:
     problem = database_problem(db_path())
     if problem is None:
         return
+    message, init_fixes_it = problem
     st.title("ims_kit dashboard")
-    st.info(f"{problem}\n{HOW_TO_START}", icon=":material/info:")
+    if init_fixes_it:
+        st.info(f"{message}\n{HOW_TO_START}", icon=":material/info:")
+    else:  # not a database of ours: `ims init` would refuse it too
+        st.error(message, icon=":material/error:")
     st.caption(f"Database: `{db_path()}` (set `IMS_DB` to show another file).")
     st.stop()
 
@@ -219,8 +224,7 @@ def time_axis(path: str, args: tuple, events: list[Any] = ()) -> tuple[datetime,
     """From the first to the last call or event the filters select (the range's start if set):
     the span worth drawing, however long ago the traffic was."""
     range_key, vendors, models = args
-    flt = usage_views.usage_filter(_since(range_key), vendors, models)
-    first, last = usage_views.span(_open(path).db, flt)
+    first, last = _open(path).usage.span(_since(range_key), vendors, models)
     stamps = [t for t in (first, last, *(e.ts for e in events)) if t]
     now = datetime.now(UTC)
     if not stamps:
@@ -245,8 +249,7 @@ def simulated_banner(simulated: int, total: int) -> None:
 
 def no_usage(f: Filters) -> bool:
     """True (after saying what to do) when no call matches the filters."""
-    k = kit()
-    first, _ = usage_views.span(k.db, usage_views.usage_filter(f.since, f.vendors, f.models))
+    first, _ = kit().usage.span(f.since, f.vendors, f.models)
     if first is not None:
         return False
     if f.range != "All time" or f.vendors or f.models:
@@ -260,27 +263,21 @@ def no_usage(f: Filters) -> bool:
     return True
 
 
-def money(value: float | None) -> str:
-    """Dollars, with enough digits for the tiny per-call amounts."""
-    if value is None:
-        return "unpriced"
-    return f"${value:,.2f}" if value >= 100 else f"${value:,.4f}"
+money = formatting.money
+percent = formatting.percent
+ms = formatting.duration_ms
+when = formatting.when
 
 
-def percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def ms(value: float | None) -> str:
-    """Milliseconds below a second, seconds above (short enough for a metric tile)."""
-    if value is None:
-        return "-"
-    return f"{value:,.0f} ms" if value < 1000 else f"{value / 1000:,.2f} s"
-
-
-def when(ts: str | None) -> str:
-    """An ISO timestamp as 'YYYY-MM-DD HH:MM:SS' (UTC)."""
-    return "" if not ts else ts[:19].replace("T", " ")
+def bucket_label(seconds: float) -> str:
+    """A bucket width as people say it: 30 s, 5 min, 2 h, 1 day."""
+    if seconds >= 86400:
+        return f"{seconds / 86400:g} day" + ("s" if seconds > 86400 else "")
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
 
 
 def chart(fig: Any, key: str | None = None) -> None:

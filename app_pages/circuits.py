@@ -1,7 +1,5 @@
 """Circuits: every breaker's state now, the transitions over time, failures by error kind."""
 
-from datetime import UTC, datetime
-
 import streamlit as st
 
 from app_pages import _shared as shared
@@ -44,14 +42,8 @@ def live() -> None:
                 for m, s in states.items()
             ],
             hide_index=True,
+            width="stretch",
         )
-        now = datetime.now(UTC).isoformat()
-        if any((s["opened_at"] or "") > now for s in states.values()):
-            st.caption(
-                "Some breaker times are ahead of the clock: a fast `ims simulate` run moves the "
-                "breakers on a simulated clock (a realistic gap between requests), while events "
-                "and calls carry the wall-clock time at which they were written."
-            )
     else:
         st.write("No breaker has recorded a failure: every model's circuit is closed.")
     start, end = shared.time_axis(path, f.args, transitions)

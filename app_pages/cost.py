@@ -1,9 +1,9 @@
-"""Cost: over time per model or vendor, cumulative, per request; unpriced calls apart."""
+"""Cost: over time per model or vendor, cumulative, per attempt; unpriced calls apart."""
 
 import streamlit as st
 
 from app_pages import _shared as shared
-from ims_kit import charts, usage_views
+from ims_kit import charts, usage_frames
 
 st.title("Cost")
 by = st.segmented_control("Stack by", ["model", "vendor"], default="model", key="cost_by")
@@ -16,53 +16,61 @@ def live() -> None:
     if timeline.empty:
         shared.no_usage(f)
         return
-    figures = usage_views.totals(timeline)
-    by_model = usage_views.cost_by_model(timeline)
-    shared.simulated_banner(figures["simulated_requests"], figures["requests"])
+    figures = usage_frames.totals(timeline)
+    by_model = usage_frames.cost_by_model(timeline)
+    shared.simulated_banner(figures["simulated_attempts"], figures["attempts"])
     cols = st.columns(5)
-    real = figures["requests"] - figures["simulated_requests"]
-    cols[0].metric("Cost (real)", shared.money(figures["cost_usd"]) if real else "-")
+    real = figures["attempts"] - figures["simulated_attempts"]
+    cols[0].metric("Cost (real)", shared.money(figures["cost"]) if real else "-")
     cols[1].metric(
         "Simulated cost",
-        shared.money(figures["simulated_cost_usd"]) if figures["simulated_requests"] else "-",
+        shared.money(figures["simulated_cost"]) if figures["simulated_attempts"] else "-",
     )
-    cols[2].metric("Priced calls", f"{figures['priced_requests']:,}")
+    cols[2].metric("Requests", f"{figures['requests']:,}", help="One per ask")
     cols[3].metric(
-        "Unpriced calls",
-        f"{figures['unpriced_requests']:,}",
-        help="Calls to models without a price: counted here, never as $0",
+        "Unpriced attempts",
+        f"{figures['unpriced_attempts']:,}",
+        help="Attempts on models without a price: counted here, never as $0",
     )
     cols[4].metric("Tokens", f"{figures['tokens']:,}")
 
     shared.chart(charts.cost_over_time(timeline, by=by or "model"), key="cost_over_time")
     left, right = st.columns(2)
     with left:
-        shared.chart(charts.cumulative_cost(usage_views.cumulative_cost(timeline)), key="cum")
+        shared.chart(charts.cumulative_cost(usage_frames.cumulative_cost(timeline)), key="cum")
     with right:
-        shared.chart(charts.cost_per_request(by_model), key="per_request")
+        shared.chart(charts.cost_per_attempt(by_model), key="per_attempt")
 
-    unpriced = by_model[by_model["unpriced_requests"] > 0]
+    unpriced = by_model[by_model["unpriced_attempts"] > 0]
     if len(unpriced):
         st.info(
-            "Unpriced calls, not included in any cost: "
+            "Unpriced attempts, not included in any cost: "
             + ", ".join(
-                f"`{m}` {n:,}" for m, n in zip(unpriced["model"], unpriced["unpriced_requests"])
+                f"`{m}` {n:,}" for m, n in zip(unpriced["model"], unpriced["unpriced_attempts"])
             )
             + ". Give these models a price (`ims prices sync`, `ims models import`) to count them.",
             icon=":material/money_off:",
         )
     st.subheader("By model")
     st.dataframe(
-        by_model,
+        [
+            {
+                "model": r["model"],
+                "vendor": r["vendor"],
+                "simulated": r["simulated"],
+                "requests": r["requests"],
+                "attempts": r["attempts"],
+                "failed attempts": r["failed_attempts"],
+                "unpriced attempts": r["unpriced_attempts"],
+                "cost": shared.money(r["cost_usd"]),
+                "per attempt": shared.money(r["cost_per_attempt_usd"]),
+                "tokens": r["tokens"],
+            }
+            for r in by_model.to_dict("records")
+        ],
         hide_index=True,
-        column_config={
-            "priced_requests": "priced",
-            "unpriced_requests": "unpriced",
-            "cost_usd": st.column_config.NumberColumn("cost", format="$%.4f"),
-            "cost_per_request_usd": st.column_config.NumberColumn("per request", format="$%.6f"),
-        },
     )
-    st.caption(f"Buckets of {timeline.attrs.get('bucket_s', 0):g} s.")
+    st.caption(f"Buckets of {shared.bucket_label(timeline.attrs.get('bucket_s', 0))}.")
 
 
 live()

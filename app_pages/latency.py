@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_pages import _shared as shared
-from ims_kit import charts, usage_views
+from ims_kit import charts, usage_frames
 
 st.title("Latency")
 
@@ -16,10 +16,10 @@ def live() -> None:
         if not shared.no_usage(f):
             st.info("No successful call in this range: latency is measured on successes.")
         return
-    overall = usage_views.percentiles(hist, by=None).iloc[0]
-    by_model = usage_views.percentiles(hist, by="model")
+    overall = usage_frames.percentiles(hist, by=None).iloc[0]
+    by_model = usage_frames.percentiles(hist, by="model")
     cols = st.columns(4)
-    cols[0].metric("Successful calls", f"{int(overall['requests']):,}")
+    cols[0].metric("Successful attempts", f"{int(overall['successes']):,}")
     cols[1].metric("p50", shared.ms(overall["p50_latency_ms"]))
     cols[2].metric("p95", shared.ms(overall["p95_latency_ms"]))
     cols[3].metric("p99", shared.ms(overall["p99_latency_ms"]))
@@ -29,7 +29,7 @@ def live() -> None:
     with left:
         shared.chart(charts.latency_distribution(hist), key="distribution")
     with right:
-        over_time = usage_views.percentiles(hist, by="bucket")
+        over_time = usage_frames.percentiles(hist, by="bucket")
         shared.chart(charts.latency_over_time(over_time), key="over_time")
     st.dataframe(
         by_model,

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_pages import _shared as shared
-from ims_kit import charts, status
+from ims_kit import charts, health
 
 st.title("Overview")
 
@@ -17,9 +17,9 @@ def live() -> None:
     not_closed = {m: s for m, s in states.items() if s["state"] != "closed"}
     blocking = {m: states[m]["state"] for m in unavailable}
     figures, timeline = shared.overview(path, f.args)
-    shared.simulated_banner(figures["simulated_requests"], figures["requests"])
+    shared.simulated_banner(figures["simulated_attempts"], figures["attempts"])
 
-    problems = status.problems(
+    problems = health.problems(
         models=len(k.registry),
         active=sum(k.registry.count_by_vendor(active=True).values()),
         blocking=blocking,
@@ -40,28 +40,33 @@ def live() -> None:
         st.success("**Healthy.**" + note, icon=":material/check_circle:")
 
     cols = st.columns(7)
-    cols[0].metric("Requests", f"{figures['requests']:,}", help="Every attempt, retries included")
-    cols[1].metric("Tokens", f"{figures['tokens']:,}")
-    real = figures["requests"] - figures["simulated_requests"]
+    cols[0].metric("Requests", f"{figures['requests']:,}", help="One per ask")
+    cols[1].metric(
+        "Attempts", f"{figures['attempts']:,}", help="Every try of every request, retries included"
+    )
     cols[2].metric(
+        "Request success", shared.percent(figures["success_rate"]), help="Requests answered"
+    )
+    real = figures["attempts"] - figures["simulated_attempts"]
+    cols[3].metric(
         "Cost (real)",
-        shared.money(figures["cost_usd"]) if real else "-",
+        shared.money(figures["cost"]) if real else "-",
         help="Priced calls to real vendors" if real else "No call to a real vendor in this view",
     )
-    cols[3].metric(
+    cols[4].metric(
         "Simulated cost",
-        shared.money(figures["simulated_cost_usd"]) if figures["simulated_requests"] else "-",
+        shared.money(figures["simulated_cost"]) if figures["simulated_attempts"] else "-",
         help="What simulated calls would have cost; never added to real cost",
     )
-    cols[4].metric("Success rate", shared.percent(figures["success_rate"]))
-    cols[5].metric("p95 latency", shared.ms(figures["p95_latency_ms"]), help="Successful calls")
+    cols[5].metric("p95 latency", shared.ms(figures["p95_latency_ms"]), help="Successful attempts")
     cols[6].metric("Circuits not closed", len(not_closed))
-    if figures["unpriced_requests"]:
+    if figures["unpriced_attempts"]:
         st.caption(
-            f"{figures['unpriced_requests']:,} calls to unpriced models are counted apart:"
-            " they are in requests and tokens, not in cost."
+            f"{figures['unpriced_attempts']:,} attempts on unpriced models are counted apart:"
+            f" they are in requests, attempts and tokens ({figures['tokens']:,} in all),"
+            " not in cost."
         )
-    if not figures["requests"]:
+    if not figures["attempts"]:
         shared.no_usage(f)
         return
 
@@ -71,35 +76,34 @@ def live() -> None:
     with right:
         shared.chart(charts.cost_over_time(timeline, by="simulated"), key="cost")
 
-    left, right = st.columns(2)
-    with left:
-        st.subheader("Circuits not closed")
-        if not_closed:
-            st.dataframe(
-                [
-                    {
-                        "model": m,
-                        "state": s["state"],
-                        "failures": s["consecutive_failures"],
-                        "last error": s["last_error_kind"],
-                        "retry at (UTC)": shared.when(s["retry_at"]),
-                        "refusing calls": m in unavailable,
-                    }
-                    for m, s in not_closed.items()
-                ],
-                hide_index=True,
-            )
-        else:
-            st.write("All closed.")
-    with right:
-        st.subheader("Latest events")
+    st.subheader("Circuits not closed")
+    if not_closed:
         st.dataframe(
             [
-                {"time (UTC)": shared.when(e.ts), "kind": e.kind, "subject": e.subject}
-                for e in shared.events(path, f.range, limit=8)
+                {
+                    "model": m,
+                    "state": s["state"].replace("_", "-"),
+                    "failures": s["consecutive_failures"],
+                    "last error": s["last_error_kind"],
+                    "retry at (UTC)": shared.when(s["retry_at"]),
+                    "refusing calls": m in unavailable,
+                }
+                for m, s in not_closed.items()
             ],
             hide_index=True,
+            width="stretch",
         )
+    else:
+        st.write("All closed.")
+    st.subheader("Latest events")
+    st.dataframe(
+        [
+            {"time (UTC)": shared.when(e.ts), "kind": e.kind, "subject": e.subject}
+            for e in shared.events(path, f.range, limit=8)
+        ],
+        hide_index=True,
+        width="stretch",
+    )
 
 
 live()

@@ -1,7 +1,7 @@
 """Run the benchmarks and rewrite docs/BENCHMARKS.md: `python bench/run.py [groups] [--quick]`.
 
-Groups: startup, calls, store, notebooks (default: all). Every loop is bounded in count;
-all traffic goes to 127.0.0.1.
+Groups: startup, calls, store, tokens, notebooks, dashboard (default: all). Every loop is
+bounded in count; all traffic goes to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import bench_calls
 import bench_dashboard
 import bench_startup
 import bench_store
+import bench_tokens
 from common import ROOT, Section, machine
 
 
@@ -51,6 +52,7 @@ GROUPS = {
         bench_calls.memory,
     ],
     "store": [bench_store.recommend, bench_store.usage_writes],
+    "tokens": [bench_tokens.huge_texts],
     "notebooks": [notebooks],
     "dashboard": [bench_dashboard.first_render],
 }

@@ -11,20 +11,30 @@ import re
 from dataclasses import dataclass
 
 _CODE = re.compile(
-    r"```|\bdef \w+\(|\bclass \w+[:(]|\bfunction\b|\breturn\b|=>|#include|\bimport \w+|"
-    r"\b(refactor|implement|debug|stack trace|traceback|unit tests?|compile|regex|sql query)\b",
-    re.IGNORECASE,
+    r"```|\bdef \w+\(|\bclass \w+[:(]|=>|#include|^\s*(?:import|from) \w+|"
+    r"\b(?:write|implement|fix)\b[^.?!\n]{0,60}\b(?:function|class|method|script|program|query)\b|"
+    r"\b(refactor|debug|stack trace|traceback|unit tests?|compile|regex|sql query)\b",
+    re.IGNORECASE | re.MULTILINE,
 )
+# Doing mathematics, not naming it: "the CAP theorem" is a systems question.
 _MATH = re.compile(
-    r"\b(prove|proof|theorem|integral|derivative|equation|solve for|probability|matrix|"
-    r"optimi[sz]e|lemma)\b|[∑∫√π]",
+    r"\b(prove|proof|integral|integrate|derivative|differentiate|equations?|solve for|"
+    r"probability that|eigen\w*|lemma)\b|[∑∫√]",
     re.IGNORECASE,
 )
 _STEPS = re.compile(
     r"\b(step by step|step-by-step|first\b.*\bthen\b|then\b.*\bfinally|trade-?offs?|"
-    r"compare|analy[sz]e|design|plan|architecture|evaluate|justify|explain why|"
+    r"compare|analy[sz]e|design (?:a|an|the)|plan (?:a|an|the|how|for)|architecture|evaluate|"
+    r"justify|explain why|"
     r"multi-step|reason about)\b|^\s*\d+[.)]\s",
     re.IGNORECASE | re.MULTILINE | re.DOTALL,
+)
+
+# Asking for a short answer makes a task easier whatever it names.
+_BRIEF = re.compile(
+    r"\b(in (?:one|two|three|a few|\d) (?:sentences?|words?|lines?|bullet points?)|briefly|"
+    r"in short|one[- ]word|yes or no|tl;?dr)\b",
+    re.IGNORECASE,
 )
 
 LONG_INPUT_TOKENS = 4_000
@@ -67,5 +77,8 @@ def analyze(prompt: str, prompt_tokens: int | None = None) -> TaskProfile:
     if steps:
         signals.append(f"multi-step reasoning cues x{steps}")
         points += 1 if steps == 1 else 2
+    if points and _BRIEF.search(sample):
+        signals.append("a short answer is asked for")
+        points -= 1
     difficulty = "easy" if points == 0 else "medium" if points <= 1 else "hard"
     return TaskProfile(difficulty, tuple(signals), REQUIRED_QUALITY[difficulty])

@@ -1,7 +1,7 @@
 """Plotly figures shared by the dashboard and the notebooks, drawn from ims_kit's frames.
 
 Each builder takes what the library computes (``kit.usage.cost_over_time()``, the
-``usage_views`` derivations, ``kit.events.find(...)``, ``kit.registry.to_frame()``) and
+``usage_frames`` derivations, ``kit.events.find(...)``, ``kit.registry.to_frame()``) and
 returns a ``plotly.graph_objects.Figure``; none queries the database. An empty input gives a
 figure that says so. plotly is imported inside the functions, so ``import ims_kit`` stays light.
 Where real and simulated traffic are mixed, simulated series say "(simulated)".
@@ -125,31 +125,31 @@ def cumulative_cost(cumulative: pd.DataFrame) -> Figure:
     return fig
 
 
-def cost_per_request(by_model: pd.DataFrame) -> Figure:
-    """Average cost of a priced request per model; unpriced models are listed apart."""
-    title = "Cost per request by model (USD, priced calls)"
-    priced = by_model[by_model["cost_per_request_usd"].notna()] if len(by_model) else by_model
+def cost_per_attempt(by_model: pd.DataFrame) -> Figure:
+    """Average cost of a priced attempt per model; unpriced models are listed apart."""
+    title = "Cost per attempt by model (USD, priced attempts)"
+    priced = by_model[by_model["cost_per_attempt_usd"].notna()] if len(by_model) else by_model
     if priced.empty:
         return _empty(title, "no priced calls in this range")
     import plotly.graph_objects as go
 
-    frame = priced.assign(series=_labels(priced, "model")).sort_values("cost_per_request_usd")
+    frame = priced.assign(series=_labels(priced, "model")).sort_values("cost_per_attempt_usd")
     fig = _figure(title, height=max(HEIGHT, 28 * len(frame) + 80))
     fig.add_trace(
         go.Bar(
-            x=frame["cost_per_request_usd"],
+            x=frame["cost_per_attempt_usd"],
             y=frame["series"],
             orientation="h",
-            customdata=frame[["priced_requests", "cost_usd"]],
-            hovertemplate="%{y}: $%{x:.6f} per request<br>%{customdata[0]:,} priced requests,"
+            customdata=frame[["priced_attempts", "cost_usd"]],
+            hovertemplate="%{y}: $%{x:.6f} per attempt<br>%{customdata[0]:,} priced attempts,"
             " $%{customdata[1]:.4f} in all<extra></extra>",
             marker_color="#4c78a8",
         )
     )
-    unpriced = by_model[by_model["unpriced_requests"] > 0]
+    unpriced = by_model[by_model["unpriced_attempts"] > 0]
     if len(unpriced):
         names = ", ".join(
-            f"{m} ({n:,})" for m, n in zip(unpriced["model"], unpriced["unpriced_requests"])
+            f"{m} ({n:,})" for m, n in zip(unpriced["model"], unpriced["unpriced_attempts"])
         )
         fig.add_annotation(
             text=f"unpriced, not in cost: {names}",
@@ -168,24 +168,40 @@ def cost_per_request(by_model: pd.DataFrame) -> Figure:
 
 
 def requests_over_time(timeline: pd.DataFrame) -> Figure:
-    """Requests per time bucket: succeeded and failed attempts stacked."""
-    title = "Requests over time"
+    """Attempts per time bucket (succeeded and failed, stacked) and requests as a line: a
+    request is one ask, its attempts every try of it."""
+    title = "Requests and attempts over time"
     if timeline.empty:
         return _empty(title)
     import plotly.graph_objects as go
 
-    frame = timeline.groupby("bucket", as_index=False)[["requests", "failures"]].sum()
+    columns = ["requests", "attempts", "failed_attempts"]
+    frame = timeline.groupby("bucket", as_index=False)[columns].sum()
     fig = _figure(title, few_series=True)
     fig.add_trace(
         go.Bar(
             x=frame["bucket"],
-            y=frame["requests"] - frame["failures"],
-            name="succeeded",
+            y=frame["attempts"] - frame["failed_attempts"],
+            name="attempts succeeded",
             marker_color="#4c78a8",
         )
     )
     fig.add_trace(
-        go.Bar(x=frame["bucket"], y=frame["failures"], name="failed", marker_color="#d1372f")
+        go.Bar(
+            x=frame["bucket"],
+            y=frame["failed_attempts"],
+            name="attempts failed",
+            marker_color="#d1372f",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=frame["bucket"],
+            y=frame["requests"],
+            name="requests",
+            mode="lines",
+            line={"color": "#333333", "width": 1.5, "shape": "hv"},
+        )
     )
     fig.update_layout(barmode="stack", bargap=0.1)
     fig.update_yaxes(title=None)
@@ -357,17 +373,28 @@ def failures_by_kind(errors: pd.DataFrame) -> Figure:
 
 # -- registry and workflows -----------------------------------------------------------------
 def price_vs_quality(models: pd.DataFrame) -> Figure:
-    """Each priced model: blended price ($/M tokens, 3:1 input:output) against quality."""
+    """Each priced model with a quality score: blended price ($/M tokens, 3:1 input:output)
+    against quality. The models that no cheaper model beats on quality (the frontier) are
+    labelled; the others show their names on hover; models left out are named in a note."""
     title = "Price vs quality"
     if models.empty:
         return _empty(title, "no models registered")
     import plotly.graph_objects as go
 
-    frame = models[models["cost_per_mil_in"].notna() & models["quality"].notna()].copy()
+    shown = models["cost_per_mil_in"].notna() & models["quality"].notna()
+    frame = models[shown].copy()
+    left_out = sorted(models.loc[~shown, "model_id"])
     if frame.empty:
         return _empty(title, "no priced model with a quality score")
     frame["blended"] = (3 * frame["cost_per_mil_in"] + frame["cost_per_mil_out"]) / 4
-    fig = _figure(title, height=420)
+    best, frontier = -1.0, set()
+    for model_id, quality in frame.sort_values(["blended", "quality"], ascending=[True, False])[
+        ["model_id", "quality"]
+    ].itertuples(index=False):
+        if quality > best:
+            frontier.add(model_id)
+            best = quality
+    fig = _figure(title, height=440)
     for vendor, part in frame.groupby("vendor"):
         fig.add_trace(
             go.Scatter(
@@ -375,14 +402,16 @@ def price_vs_quality(models: pd.DataFrame) -> Figure:
                 y=part["quality"],
                 name=str(vendor),
                 mode="markers+text",
-                text=part["model_id"],
+                text=[m if m in frontier else "" for m in part["model_id"]],
+                customdata=part[["model_id"]],
                 textposition="top center",
                 textfont={"size": 10},
                 marker={
-                    "size": 9 + 3 * (part["context_window"] >= 1_000_000),
+                    "size": 10,
                     "opacity": [1.0 if a else 0.35 for a in part["active"]],
                 },
-                hovertemplate="%{text}<br>$%{x:.2f}/M blended, quality %{y:.1f}<extra></extra>",
+                hovertemplate="%{customdata[0]}<br>$%{x:.2f}/M blended, quality %{y:.1f}"
+                "<extra></extra>",
             )
         )
     ticks = [
@@ -392,9 +421,28 @@ def price_vs_quality(models: pd.DataFrame) -> Figure:
         type="log",
         tickvals=ticks,
         ticktext=[f"${t:g}" for t in ticks],
-        title="blended price per million tokens (3 in : 1 out)",
+        title="blended price per million tokens (3 in : 1 out), log scale",
     )
     fig.update_yaxes(title="quality (0-100)")
+    note = "labelled: no cheaper model scores higher; faded: inactive"
+    if left_out:
+        names = ", ".join(left_out[:6]) + (
+            f" and {len(left_out) - 6} more" if len(left_out) > 6 else ""
+        )
+        note += f"<br>not shown (unpriced or no quality score): {names}"
+    fig.add_annotation(
+        text=note,
+        showarrow=False,
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=-0.02,
+        xanchor="left",
+        yanchor="top",
+        align="left",
+        font={"size": 11, "color": "#666"},
+    )
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 48, "b": 90 if left_out else 70})
     return fig
 
 
@@ -437,7 +485,7 @@ def event_counts(counts: dict[str, int]) -> Figure:
     import plotly.graph_objects as go
 
     kinds = sorted(counts, key=lambda k: counts[k])
-    fig = _figure(title, height=90 + 26 * len(kinds))
+    fig = _figure(title, height=110 + 26 * len(kinds))
     fig.add_trace(
         go.Bar(
             y=kinds,
@@ -445,8 +493,11 @@ def event_counts(counts: dict[str, int]) -> Figure:
             orientation="h",
             marker_color="#4c78a8",
             text=[f"{counts[k]:,}" for k in kinds],
-            textposition="auto",
+            textposition="outside",
+            textangle=0,
+            cliponaxis=False,
         )
     )
-    fig.update_xaxes(type="log", title=None)
+    fig.update_xaxes(type="log", title="events (log scale)")
+    fig.update_layout(margin={"l": 10, "r": 60, "t": 48, "b": 10})
     return fig

@@ -10,12 +10,10 @@ never both take the half-open probe. The clock is injectable: tests never sleep.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ims_kit.clock import Clock, TimeSource, as_clock, epoch, iso
 from ims_kit.db import immediate
 from ims_kit.errors import ErrorKind
 
@@ -37,14 +35,6 @@ class Permit:
     probe: bool = False
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
-
-
-def _epoch(iso: str | None) -> float | None:
-    return datetime.fromisoformat(iso).timestamp() if iso else None
-
-
 class CircuitBreaker:
     """Per-model breakers sharing one table; thresholds and the clock are configurable."""
 
@@ -56,14 +46,14 @@ class CircuitBreaker:
         failure_threshold: int = 3,
         open_seconds: float = 60.0,
         probe_timeout_seconds: float = 120.0,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | TimeSource | None = None,
     ):
         self._db = db
         self._events = events
         self.failure_threshold = failure_threshold
         self.open_seconds = open_seconds
         self.probe_timeout_seconds = probe_timeout_seconds
-        self.clock = clock
+        self.clock = as_clock(clock)
 
     def allow(self, model_id: str) -> Permit | None:
         """A permit to call ``model_id`` now, or None while its circuit is open."""
@@ -76,12 +66,12 @@ class CircuitBreaker:
                 return Permit(model_id)
             now = self.clock()
             if row["state"] == OPEN:
-                if now < _epoch(row["retry_at"]):  # as stored by whoever opened it
+                if now < epoch(row["retry_at"]):  # as stored by whoever opened it
                     return None
-                self._write(model_id, state=HALF_OPEN, probe_started_at=_iso(now))
+                self._write(model_id, state=HALF_OPEN, probe_started_at=iso(now))
                 self._events.emit("circuit.half_open", model_id)
                 return Permit(model_id, probe=True)
-            started = _epoch(row["probe_started_at"])
+            started = epoch(row["probe_started_at"])
             if started is not None and now < started + self.probe_timeout_seconds:
                 return None  # another caller holds the probe slot
             if started is not None:
@@ -91,7 +81,7 @@ class CircuitBreaker:
                     model_id, row["consecutive_failures"] + 1, ErrorKind.TIMEOUT, now, reopened=True
                 )
                 return None
-            self._write(model_id, probe_started_at=_iso(now))
+            self._write(model_id, probe_started_at=iso(now))
             return Permit(model_id, probe=True)
 
     def record_success(self, permit: Permit) -> None:
@@ -107,6 +97,7 @@ class CircuitBreaker:
                 state=CLOSED,
                 consecutive_failures=0,
                 opened_at=None,
+                retry_at=None,
                 probe_started_at=None,
             )
             if was != CLOSED:
@@ -170,7 +161,7 @@ class CircuitBreaker:
         now = self.clock()
         out = {}
         for model_id, s in self.status().items():
-            if s["state"] == OPEN and now < _epoch(s["retry_at"]):
+            if s["state"] == OPEN and now < epoch(s["retry_at"]):
                 out[model_id] = s["retry_at"]
             elif s["state"] == HALF_OPEN and s["probe_in_flight"]:
                 out[model_id] = "its probe call returns"
@@ -193,8 +184,8 @@ class CircuitBreaker:
             model_id,
             state=OPEN,
             consecutive_failures=failures,
-            opened_at=_iso(now),
-            retry_at=_iso(now + self.open_seconds),  # stored: other processes may differ
+            opened_at=iso(now),
+            retry_at=iso(now + self.open_seconds),  # stored: other processes may differ
             probe_started_at=None,
             last_error_kind=str(kind),
         )
@@ -203,7 +194,7 @@ class CircuitBreaker:
             model_id,
             failures=failures,
             error_kind=str(kind),
-            retry_at=_iso(now + self.open_seconds),
+            retry_at=iso(now + self.open_seconds),
             reopened=reopened,
         )
 
@@ -220,7 +211,7 @@ class CircuitBreaker:
         return dict(zip(names, row))
 
     def _write(self, model_id: str, **fields: Any) -> None:
-        fields["updated"] = _iso(self.clock())
+        fields["updated"] = iso(self.clock())
         names = list(fields)
         self._db.execute(
             f"INSERT INTO circuits (model_id, {', '.join(names)}) VALUES (?, "

@@ -1,6 +1,7 @@
 """Where the SQLite file lives and how it is opened: WAL, a busy timeout, migrations applied.
 
-Only this module knows the path; only ``migrations`` changes the schema.
+Only this module knows the path; only ``migrations`` changes the schema. A file that is not
+ims_kit's database (not SQLite, or another program's SQLite file) is refused, never written.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ims_kit import migrations
 from ims_kit.errors import StoreError
+from ims_kit.sqlite_lib import sqlite_utils
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -37,65 +39,62 @@ def default_path() -> Path:
     return base / "ims_kit" / "ims.db"
 
 
-def now_iso() -> str:
-    """The current UTC time as ISO-8601, the format of every timestamp column."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def sqlite_utils():
-    """The sqlite_utils module, imported without pandas and numpy.
-
-    sqlite-utils imports pandas and numpy at import time when they are installed, only to
-    map DataFrame column types, which ims_kit never inserts: that would cost every
-    ``ims`` command and every call-making process about 80 MB and 0.3 s. They are hidden
-    during that one import (not when the caller has already imported them), and load
-    normally later when a frame or chart asks for them.
-    """
-    if "sqlite_utils" not in sys.modules:
-        hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
-        for name in hidden:
-            sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` fail
-        try:
-            import sqlite_utils as module  # noqa: F401
-        finally:
-            for name in hidden:
-                del sys.modules[name]
-    return sys.modules["sqlite_utils"]
-
-
 def open_db(
     path: str | os.PathLike | None = None, *, migrate: bool = True, create: bool = True
 ) -> Database:
     """Open the database at ``path`` and bring its schema up to date.
 
-    ``create=False`` is for readers (``ims status``, the dashboard, ``ims gemini``): a
-    missing file, or one without ims_kit's tables, is a StoreError saying to run
-    ``ims init``, and nothing is created. The write lock is taken only when a migration is
-    pending, so opening an up-to-date file never waits for a busy writer.
-    Returns a ``ThreadLocalDatabase``: each thread that uses it gets its own connection.
-    Raises StoreError with the path when the file is not a usable SQLite database.
+    ``create=False`` is for commands that need an existing database (every ``ims`` command
+    but ``init``, the dashboard, ``ims status``): a missing file, or one without ims_kit's
+    tables, is a StoreError saying to run ``ims init``, and nothing is created. The write
+    lock is taken only when a migration is pending, so opening an up-to-date file never
+    waits for a busy writer. Returns a ``ThreadLocalDatabase``: each thread that uses it
+    gets its own connection. Raises StoreError with the path and what to do when the file
+    cannot be ims_kit's database (not SQLite, another program's tables, a folder in the way).
     """
     target = Path(path).expanduser() if path is not None else default_path()
+    if target.is_dir():
+        raise StoreError(f"{target} is a folder: point IMS_DB at a file such as {target}/ims.db")
     if not create and not target.exists():
-        raise StoreError(f"no database at {target}: run `ims init`")
+        raise StoreError(f"no database at {target}: run `ims init` to create it")
+    if not create and target.stat().st_size == 0:  # opening would write SQLite's header
+        raise StoreError(f"{target} has no ims_kit tables yet: run `ims init`")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            _make_parent(target)
         db = _connect(target)
-        if not create and not db.table("models").exists():
+        tables = set(db.table_names())
+        if tables and not tables & {"_sqlite_migrations", "models"}:
             db.close()
-            raise StoreError(f"{target} has no ims_kit tables: run `ims init`")
-        if migrate:
-            from ims_kit.migrations import migrate as apply_migrations
-            from ims_kit.migrations import migrations
-
-            if migrations.pending(db):
-                with immediate(db):  # re-checks under the lock: two openers race safely
-                    apply_migrations(db)
+            raise StoreError(
+                f"{target} is another program's SQLite database (tables: "
+                f"{', '.join(sorted(tables)[:5])}): ims_kit never writes into it;"
+                " set IMS_DB to a new file"
+            )
+        if not create and "models" not in tables:
+            db.close()
+            raise StoreError(f"{target} has no ims_kit tables yet: run `ims init`")
+        if migrate and migrations.migrations.pending(db):
+            with immediate(db):  # re-checks under the lock: two openers race safely
+                migrations.migrate(db)
     except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise StoreError(
+                f"{target} is not an SQLite database: move it aside (ims_kit never"
+                " overwrites a file that is not its database) or set IMS_DB to another path"
+            ) from None
         raise StoreError(f"cannot use {target} as an ims_kit database: {exc}") from exc
     except OSError as exc:
         raise StoreError(f"cannot open {target}: {exc.strerror or exc}") from exc
     return ThreadLocalDatabase(target, db)  # type: ignore[return-value]
+
+
+def _make_parent(target: Path) -> None:
+    """Create the folders above ``target``; a file where a folder should be is named."""
+    for folder in reversed(target.parents):
+        if folder.exists() and not folder.is_dir():
+            raise StoreError(f"cannot create {target}: {folder} is a file, not a folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _connect(target: Path) -> Database:
@@ -176,9 +175,7 @@ def immediate(db: Database) -> Iterator[Database]:
 
 
 def file_info(db: Database) -> dict:
-    """Path, size on disk, journal mode and schema version, for `ims status` and health checks."""
-    from ims_kit.migrations import schema_version
-
+    """Path, size on disk, journal mode, schema version and pending steps, for health checks."""
     path = Path(db.conn.execute("PRAGMA database_list").fetchone()[2])
     size = sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
     mode = db.conn.execute("PRAGMA journal_mode").fetchone()[0]
@@ -186,5 +183,6 @@ def file_info(db: Database) -> dict:
         "path": str(path),
         "size_bytes": size,
         "journal_mode": mode,
-        "schema_version": schema_version(db),
+        "schema_version": migrations.schema_version(db),
+        "pending_migrations": [m.name for m in migrations.migrations.pending(db)],
     }

@@ -17,6 +17,15 @@ class ErrorKind(StrEnum):
     UNKNOWN = "UNKNOWN"
 
 
+def database_errors() -> tuple[type[Exception], ...]:
+    """What a store raises when the file itself fails (read-only, locked past the busy
+    timeout, corrupted), for ``except database_errors():`` above the stores, which never
+    import sqlite3 themselves (the clause is evaluated only when an exception is raised)."""
+    import sqlite3
+
+    return (sqlite3.Error,)
+
+
 class ImsError(Exception):
     """Base class of every error ims_kit raises on purpose."""
 
@@ -52,15 +61,31 @@ class StoreError(ImsError):
 
 
 class MissingKeyError(ImsError):
-    """A real provider was chosen but its API key is not in the environment."""
+    """A real provider was chosen but its API key is not in the environment.
 
-    def __init__(self, provider: str, variable: str):
+    ``missing`` lists every (provider, variable) the request needed and found unset: when no
+    candidate of a request had its key, the one error names them all.
+    """
+
+    def __init__(self, provider: str, variable: str, *, others: tuple[tuple[str, str], ...] = ()):
         self.provider = provider
         self.variable = variable
+        self.missing = tuple(dict.fromkeys(((provider, variable), *others)))
+        if len(self.missing) == 1:
+            what = f"no API key for provider {provider!r}: set the environment variable {variable}"
+        else:
+            names = ", ".join(f"{v} ({p})" for p, v in self.missing)
+            what = f"no API key for any candidate model: set one of {names}"
         super().__init__(
-            f"no API key for provider {provider!r}: set the environment variable {variable}"
-            " (or call with provider='simulated' / `--provider simulated` to work offline)"
+            what + " (or call with provider='simulated' / `--provider simulated` to work offline)"
         )
+
+    @classmethod
+    def of_all(cls, errors: list[MissingKeyError]) -> MissingKeyError:
+        """One error naming every variable that ``errors`` found unset, in order."""
+        first, *rest = errors
+        others = tuple(pair for e in rest for pair in e.missing)
+        return cls(first.provider, first.variable, others=(*first.missing[1:], *others))
 
 
 class ProviderError(ImsError):
@@ -119,10 +144,17 @@ class AllModelsFailed(ImsError):
     """Every candidate failed (or a failure that no other model can fix ended the request).
 
     ``attempts`` lists each try: model, error kind, HTTP status and the provider's request id.
+    ``request_id`` is ims_kit's id of the request (the usage rows of its attempts carry it).
     """
 
-    def __init__(self, attempts: list, reason: str = "every candidate model failed"):
+    def __init__(
+        self,
+        attempts: list,
+        reason: str = "every candidate model failed",
+        request_id: str | None = None,
+    ):
         self.attempts = list(attempts)
+        self.request_id = request_id
         runs: list[list] = []  # consecutive attempts on one model, said once
         for a in self.attempts:
             if (
@@ -137,7 +169,7 @@ class AllModelsFailed(ImsError):
             f"{run[-1].model_id}: {run[-1].error_kind or 'ok'}"
             + (f" x{len(run)}" if len(run) > 1 else "")
             + (f" (HTTP {run[-1].status})" if run[-1].status else "")
-            + (f" [{run[-1].request_id}]" if run[-1].request_id else "")
+            + (f" [{run[-1].vendor_request_id}]" if run[-1].vendor_request_id else "")
             + (f" - {run[-1].error}" if getattr(run[-1], "error", "") else "")
             for run in runs
         )

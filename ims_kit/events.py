@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ims_kit.db import now_iso
+from ims_kit.clock import Clock, as_clock, since_iso
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -33,13 +33,14 @@ Subscriber = Callable[[Event], None]
 class EventLog:
     """Appends events to SQLite and tells subscribers in this process."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, clock: Clock | None = None):
         self._db = db
+        self.clock = as_clock(clock)
         self._subscribers: list[tuple[str | None, Subscriber]] = []
 
     def emit(self, kind: str, subject: str | None = None, **payload: Any) -> Event:
         """Append an event and call the subscribers; a failing subscriber is logged, not raised."""
-        ts = now_iso()
+        ts = self.clock.now_iso()
         cursor = self._db.execute(
             "INSERT INTO events (ts, kind, subject, payload) VALUES (?, ?, ?, ?)",
             [ts, kind, subject, json.dumps(payload, default=str)],
@@ -106,10 +107,8 @@ class EventLog:
             clauses.append("kind >= ? AND kind < ?")
             params += [kind_prefix, kind_prefix[:-1] + chr(ord(kind_prefix[-1]) + 1)]
         if since is not None:
-            from ims_kit.usage import _since_iso
-
             clauses.append("ts >= ?")
-            params.append(_since_iso(since))
+            params.append(since_iso(since, self.clock()))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._db.execute(
             f"SELECT id, ts, kind, subject, payload FROM events {where} ORDER BY id DESC LIMIT ?",
@@ -128,12 +127,10 @@ class EventLog:
         each is counted on that index, so a log of millions of events answers at once.
         """
         if kinds is None and since is not None:  # one pass over the time range
-            from ims_kit.usage import _since_iso
-
             rows = self._db.execute(
                 # +kind: read the time range off the ts index, not every event off the kind one
                 "SELECT kind, count(*) FROM events WHERE ts >= ? GROUP BY +kind ORDER BY kind",
-                [_since_iso(since)],
+                [since_iso(since, self.clock())],
             ).fetchall()
             return dict(rows)
         if kinds is None:
@@ -150,9 +147,7 @@ class EventLog:
             ]
         where, extra = "kind = ?", []
         if since is not None:
-            from ims_kit.usage import _since_iso
-
-            where, extra = "kind = ? AND ts >= ?", [_since_iso(since)]
+            where, extra = "kind = ? AND ts >= ?", [since_iso(since, self.clock())]
         counts = {}
         for kind in [kinds] if isinstance(kinds, str) else kinds:
             sql = f"SELECT count(*) FROM events WHERE {where}"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 from typing import Any
 
 from ims_kit import tokens
 from ims_kit.circuits import CircuitBreaker
-from ims_kit.db import open_db
+from ims_kit.clock import Clock, TimeSource, as_clock
+from ims_kit.db import default_path, file_info, open_db
 from ims_kit.errors import ImsError, InvalidInputError
 from ims_kit.events import EventLog
 from ims_kit.records import Answer, ModelSpec
@@ -25,6 +27,12 @@ from ims_kit.selector import (
     rank,
 )
 from ims_kit.usage import UsageTracker
+from ims_kit.workflow_store import WorkflowStore
+
+
+def default_database() -> Path:
+    """The database ``open()`` uses without a path: ``IMS_DB``, else the per-user file."""
+    return default_path()
 
 
 class Kit:
@@ -37,16 +45,25 @@ class Kit:
         store_text: bool | None = None,
         policy: RecoveryPolicy | None = None,
         create: bool = True,
+        clock: Clock | TimeSource | None = None,
     ):
-        """``create=False`` opens only an existing ims_kit database (StoreError otherwise)."""
+        """``create=False`` opens only an existing ims_kit database (StoreError otherwise).
+
+        ``clock`` (epoch seconds, default real time) stamps everything this kit writes: usage
+        rows, events, breakers, workflows. Tests and simulations move it by hand.
+        """
         self.db = open_db(path, create=create)
+        self.clock = as_clock(clock)
         self.session_id = uuid.uuid4().hex[:12]
-        self.events = EventLog(self.db)
-        self.registry = Registry(self.db, self.events)
+        self.events = EventLog(self.db, self.clock)
+        self.registry = Registry(self.db, self.events, self.clock)
         if store_text is None:
             store_text = os.environ.get("IMS_STORE_TEXT", "").lower() in ("1", "true", "yes")
-        self.usage = UsageTracker(self.db, self.events, self.session_id, store_text=store_text)
-        self.circuits = CircuitBreaker(self.db, self.events)
+        self.usage = UsageTracker(
+            self.db, self.events, self.session_id, store_text=store_text, clock=self.clock
+        )
+        self.circuits = CircuitBreaker(self.db, self.events, clock=self.clock)
+        self.workflow_store = WorkflowStore(self.db, self.events, self.clock)
         self.recovery = Recovery(self.circuits, self.usage, self.events, policy)
         self.recovery.chain_for = self._user_chain
         self._providers: dict[str, Any] = {}
@@ -56,9 +73,13 @@ class Kit:
         """The database file this kit works on."""
         return self.db.conn.execute("PRAGMA database_list").fetchone()[2]
 
+    def database_info(self) -> dict[str, Any]:
+        """The file's path, size, journal mode, schema version and pending migration steps."""
+        return file_info(self.db)
+
     def recommend(
         self,
-        prompt: str = "",
+        prompt: str,
         *,
         strategy: str | None = None,
         min_context_window: int | None = None,
@@ -75,6 +96,7 @@ class Kit:
         ``strategy`` defaults to ``IMS_STRATEGY``, else cost; ``min_context_window`` to
         ``IMS_MIN_CONTEXT``, else 10,000. Appends a ``model.queried`` event for the choice.
         """
+        _check_prompt(prompt)
         request = self._request(
             prompt,
             strategy=strategy,
@@ -127,9 +149,7 @@ class Kit:
     ) -> Request:
         from ims_kit.analysis import analyze
 
-        if not isinstance(prompt, str):
-            raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
-        prompt_tokens = tokens.count(prompt).tokens if prompt else 0
+        prompt_tokens = tokens.count(prompt).tokens
         return Request(
             prompt_tokens=prompt_tokens,
             expected_output_tokens=expected_output_tokens,
@@ -259,10 +279,14 @@ class Kit:
             "total_filter_queries": self.events.count("filter.executed"),
         }
         usage = self.usage.totals()  # real and simulated cost apart
-        figures["total_executions"] = usage["requests"]
-        figures["total_execution_failures"] = usage["failures"]
+        figures["total_requests"] = usage["requests"]
+        figures["total_request_failures"] = usage["failures"]
+        figures["total_executions"] = usage["attempts"]  # every attempt is an execution
+        figures["total_execution_failures"] = usage["failed_attempts"]
         figures["total_cost_usd"] = None if usage["cost"] is None else round(usage["cost"], 6)
-        figures["simulated_executions"] = usage["simulated_requests"]
+        figures["unpriced_executions"] = usage["unpriced_attempts"]
+        figures["simulated_requests"] = usage["simulated_requests"]
+        figures["simulated_executions"] = usage["simulated_attempts"]
         figures["simulated_cost_usd"] = round(usage["simulated_cost"], 6)
         for vendor, n in self.registry.count_by_vendor().items():
             figures[f"vendor_models:{vendor}"] = n
@@ -293,25 +317,20 @@ class Kit:
         ``create=False`` raises UnknownWorkflowError instead of creating.
         """
         from ims_kit.workflow import open_workflow
-        from ims_kit.workflow_store import WorkflowStore
 
-        return open_workflow(WorkflowStore(self.db, self.events), workflow_id, create=create)
+        return open_workflow(self.workflow_store, workflow_id, create=create)
 
     def workflow_from_dict(self, data: dict[str, Any]) -> Any:
         """Restore a ``Workflow`` from ``to_dict()`` output into this database and return it."""
         from ims_kit.workflow import import_workflow
-        from ims_kit.workflow_store import WorkflowStore
 
-        return import_workflow(WorkflowStore(self.db, self.events), data)
+        return import_workflow(self.workflow_store, data)
 
     def workflows(self, state: str | None = None, limit: int = 50) -> list[Any]:
         """Recent workflows (``WorkflowSummary``), newest first, optionally only in ``state``."""
-        from ims_kit.workflow import state_name
-        from ims_kit.workflow_store import WorkflowStore
+        from ims_kit.workflow_machine import state_name
 
-        return WorkflowStore(self.db, self.events).list(
-            None if state is None else state_name(state), limit
-        )
+        return self.workflow_store.list(None if state is None else state_name(state), limit)
 
     def run_task(
         self,
@@ -353,7 +372,9 @@ def _names(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
 
 
 def _check_prompt(prompt: Any) -> None:
-    if not isinstance(prompt, str) or not prompt.strip():
+    if not isinstance(prompt, str):
+        raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
+    if not prompt.strip():
         raise InvalidInputError("the prompt is empty: there is nothing to ask")
 
 

@@ -1,14 +1,15 @@
 """The schema history, append-only: never edit a step that has shipped, add a new one.
 
 Each step runs in its own transaction (``sqlite_utils.Migrations``); ``db.open_db`` runs
-them all under ``BEGIN IMMEDIATE`` so two processes opening a new file do not race.
+them all under ``BEGIN IMMEDIATE`` so two processes opening a new file do not race. This
+module imports nothing of ims_kit's but the sqlite-utils loader: ``db`` imports it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ims_kit.db import sqlite_utils
+from ims_kit.sqlite_lib import sqlite_utils
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -145,6 +146,14 @@ def m005_circuit_retry_at(db: Database) -> None:
     for model_id, opened_at in opened.fetchall():  # the default 60 s period, for older rows
         retry_at = (datetime.fromisoformat(opened_at) + timedelta(seconds=60)).isoformat()
         db.execute("UPDATE circuits SET retry_at = ? WHERE model_id = ?", [retry_at, model_id])
+
+
+@migrations()
+def m006_usage_request(db: Database) -> None:
+    """Keep requests and attempts apart: every attempt of one request carries its id, and
+    ``attempt`` numbers only the attempts that reached a provider (1 = the request's first),
+    so requests are counted as ``attempt = 1`` rows."""
+    db.execute("ALTER TABLE usage ADD COLUMN request_id TEXT")
 
 
 def _run(db: Database, script: str) -> None:

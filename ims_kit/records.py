@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ims_kit.errors import InvalidInputError
+from ims_kit.formatting import price, text_table
 
 PROVIDERS = ("anthropic", "gemini", "gemini_cli", "openai", "openai_compatible", "simulated")
 MAX_TOKENS = 1_000_000_000  # far above any real window; keeps values inside SQLite's integers
@@ -203,8 +204,8 @@ class ModelList(list):
                 "vendor": m.vendor,
                 "provider": m.provider,
                 "context": f"{m.context_window:,}",
-                "$/M in": _money(m.cost_per_mil_in),
-                "$/M out": _money(m.cost_per_mil_out),
+                "$/M in": price(m.cost_per_mil_in),
+                "$/M out": price(m.cost_per_mil_out),
                 "quality": "" if m.quality is None else f"{m.quality:g}",
                 "capabilities": ",".join(m.capabilities),
                 "active": "yes" if m.active else "no",
@@ -212,28 +213,6 @@ class ModelList(list):
             for m in self
         ]
         return text_table(rows) if rows else "(no models)"
-
-
-def _money(value: float | None) -> str:
-    return "unpriced" if value is None else f"{value:g}"
-
-
-def text_table(rows: list[dict[str, Any]]) -> str:
-    """Rows of equal keys as an aligned plain-text table (numbers right-aligned)."""
-    columns = list(rows[0])
-    cells = [[str(r[c]) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    numeric = [all(_numberish(row[i]) for row in cells) for i in range(len(columns))]
-
-    def line(values: list[str]) -> str:
-        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
-        return "  ".join(parts).rstrip()
-
-    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
-
-
-def _numberish(text: str) -> bool:
-    return text.replace(",", "").replace(".", "").replace("$", "").replace("%", "").isdigit()
 
 
 @dataclass(frozen=True)
@@ -272,13 +251,66 @@ def check_capabilities(value: Iterable[str] | str | None) -> list[str]:
 
 
 @dataclass(frozen=True)
+class ModelStats:
+    """What the usage log has observed of one model (the selector's ``performance`` and
+    ``latency`` strategies read it)."""
+
+    attempts: int = 0
+    success_rate: float | None = None  # of attempts
+    p50_latency_ms: float | None = None
+
+
+def usage_totals(
+    *,
+    attempts: int,
+    failed_attempts: int,
+    requests: int,
+    successes: int,
+    tokens_in: int,
+    tokens_out: int,
+    real_attempts: int,
+    real_priced: int,
+    real_cost: float | None,
+    simulated_attempts: int,
+    simulated_requests: int,
+    simulated_cost: float | None,
+    unpriced_attempts: int,
+) -> dict[str, Any]:
+    """The one shape of every usage total (session stats, ``totals()``, the dashboard).
+
+    A *request* is one ``ask``; its *attempts* are every try (retries, fallbacks), one usage
+    row each. ``requests``, ``tokens``, ``cost``, ``failures`` and ``success_rate`` are the
+    seed's keys: ``failures`` and ``success_rate`` are of requests. ``cost`` is real spend
+    in USD on priced attempts: 0.0 with no real attempt, None when no real attempt was
+    priced (unknown, never $0). Simulated traffic is counted apart in ``simulated_*``.
+    ``unpriced_attempts`` counts every attempt, real or simulated, whose model has no price.
+    """
+    failures = max(0, requests - successes)
+    return {
+        "requests": requests,
+        "failures": failures,
+        "success_rate": (requests - failures) / requests if requests else None,
+        "attempts": attempts,
+        "failed_attempts": failed_attempts,
+        "tokens": tokens_in + tokens_out,
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+        "cost": (real_cost or 0.0) if real_priced or not real_attempts else None,
+        "unpriced_attempts": unpriced_attempts,
+        "simulated_requests": simulated_requests,
+        "simulated_attempts": simulated_attempts,
+        "simulated_cost": simulated_cost or 0.0,
+    }
+
+
+@dataclass(frozen=True)
 class Attempt:
     """One try within a request, and what recovery did next."""
 
     model_id: str
     error_kind: str | None  # None on success; an ErrorKind value, CIRCUIT_OPEN or MISSING_KEY
     status: int | None = None
-    request_id: str | None = None
+    vendor_request_id: str | None = None  # the provider's id for this exchange
     latency_ms: float = 0.0
     action: str = "done"  # done | retry | truncate | fallback | fail
     detail: str = ""  # what recovery decided, and why
@@ -298,9 +330,10 @@ class Answer:
     token_source: str
     cost_usd: float | None
     latency_ms: float
-    call_id: str
+    call_id: str  # the usage row of the attempt that answered
     finish_reason: str | None = None
-    request_id: str | None = None
+    request_id: str | None = None  # ims_kit's id of this request: every attempt's row has it
+    vendor_request_id: str | None = None  # the provider's id for the answering exchange
     attempts: tuple[Attempt, ...] = ()
     truncated: bool = False
 

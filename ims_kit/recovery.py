@@ -20,6 +20,7 @@ are consulted before each call and told its outcome.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -88,12 +89,14 @@ class _Call:
     provider: str | None = None  # overrides the rows' provider (e.g. "simulated")
     current_prompt: str = ""  # what the current model is sent (shorter after a truncation)
     missing_keys: list[MissingKeyError] = field(default_factory=list)
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    logged: int = 0  # attempts that reached a provider (usage rows), for their numbers
 
     def give_up(self) -> Exception:
-        """The error for a request no candidate served: a missing key if that was all."""
+        """The error for a request no candidate served: the missing keys if that was all."""
         if self.missing_keys and len(self.missing_keys) == len(self.attempts):
-            return self.missing_keys[0]
-        return AllModelsFailed(self.attempts)
+            return MissingKeyError.of_all(self.missing_keys)
+        return AllModelsFailed(self.attempts, request_id=self.request_id)
 
 
 CallFn = Callable[[ModelSpec, str], Completion]
@@ -291,7 +294,8 @@ class Recovery:
             latency_ms=sum(a.latency_ms for a in state.attempts),
             call_id=record.call_id,
             finish_reason=c.finish_reason,
-            request_id=c.request_id,
+            request_id=state.request_id,
+            vendor_request_id=c.request_id,
             attempts=tuple(state.attempts),
             truncated=prompt_sent != state.prompt,
         )
@@ -403,7 +407,9 @@ class Recovery:
     def _after_model(self, spec: ModelSpec, state: _Call, failed: _Failed) -> None:
         """Leave this model: fail the request, or note what the next candidates must satisfy."""
         if failed.cls is not None and failed.cls.kind is K.INVALID_REQUEST:
-            raise AllModelsFailed(state.attempts, "the request was refused as invalid")
+            raise AllModelsFailed(
+                state.attempts, "the request was refused as invalid", request_id=state.request_id
+            )
         if failed.cls is not None and failed.cls.account_wide:
             state.skip_vendors.add(spec.vendor)
         if failed.cls is not None and failed.cls.kind is K.CONTEXT_OVERFLOW:
@@ -430,6 +436,7 @@ class Recovery:
         response: str | None = None,
     ):
         fallback_from = state.first_model if state.first_model != spec.model_id else None
+        state.logged += 1
         return self.usage.log_execution(
             model_id=spec.model_id,
             vendor_id=spec.vendor,
@@ -443,7 +450,8 @@ class Recovery:
             provider=state.provider or spec.provider,
             token_source=source,
             workflow_id=state.workflow_id,
-            attempt=len(state.attempts) + 1,
+            attempt=state.logged,
+            request_id=state.request_id,
             fallback_from=fallback_from,
             strategy=state.strategy,
             prompt=state.current_prompt,

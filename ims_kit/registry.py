@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ims_kit import catalog
-from ims_kit.db import immediate, now_iso
+from ims_kit.clock import Clock, as_clock
+from ims_kit.db import immediate
 from ims_kit.errors import DuplicateModelError, InvalidInputError, UnknownModelError
 from ims_kit.records import ModelList, ModelSpec, check_capabilities, check_context_window
 
@@ -52,9 +53,10 @@ class PriceRefresh:
 class Registry:
     """The model registry, stored in SQLite; every change and query is an event."""
 
-    def __init__(self, db: Database, events: EventLog):
+    def __init__(self, db: Database, events: EventLog, clock: Clock | None = None):
         self._db = db
         self._events = events
+        self.clock = as_clock(clock)
         self._writes = 0  # bumped by every write of ours; other processes bump data_version
         self._snapshot_cache: tuple[tuple[int, int, int], tuple[ModelSpec, ...]] | None = None
         self._by_id: dict[str, ModelSpec] = {}
@@ -297,7 +299,7 @@ class Registry:
                         cost_per_mil_in=new[0],
                         cost_per_mil_out=new[1],
                         price_source=price.source,
-                        as_of=now_iso()[:10],
+                        as_of=self.clock.now_iso()[:10],
                     ),
                 )
                 changed.append(
@@ -320,7 +322,7 @@ class Registry:
 
     def _insert(self, spec: ModelSpec, *, event: bool = True) -> None:
         self._writes += 1
-        row = spec.to_row() | {"created": (ts := now_iso()), "updated": ts}
+        row = spec.to_row() | {"created": (ts := self.clock.now_iso()), "updated": ts}
         self._db.execute(
             f"INSERT INTO models ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             list(row.values()),
@@ -338,7 +340,7 @@ class Registry:
         sets = ", ".join(f"{k} = ?" for k in diff)
         self._db.execute(
             f"UPDATE models SET {sets}, updated = ? WHERE model_id = ?",
-            [after[k] for k in diff] + [now_iso(), old.model_id],
+            [after[k] for k in diff] + [self.clock.now_iso(), old.model_id],
         )
         self._events.emit("model.updated", old.model_id, changes=diff)
         return True

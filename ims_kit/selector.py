@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ims_kit.analysis import TaskProfile
 from ims_kit.errors import InvalidInputError, NoModelAvailable
-from ims_kit.records import ModelSpec, check_capabilities, check_context_window
+from ims_kit.records import ModelSpec, ModelStats, check_capabilities, check_context_window
 
 STRATEGIES = {
     "cost": "lowest estimated cost of this request",
@@ -25,15 +25,6 @@ DEFAULT_MIN_CONTEXT = 10_000
 DEFAULT_OUTPUT_TOKENS = 500
 BALANCED_MARGIN = 5.0
 LATENCY_PRIOR_MS = 2_000.0
-
-
-@dataclass(frozen=True)
-class ModelStats:
-    """What the usage log has observed of one model."""
-
-    requests: int = 0
-    success_rate: float | None = None
-    p50_latency_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -303,14 +294,14 @@ def _by_cost(feasible, request: Request, stats) -> Scored:
 
 def _observed(m: ModelSpec, stats: Mapping[str, ModelStats]) -> tuple[float, float, str]:
     s = stats.get(m.model_id)
-    if s is None or not s.requests:
+    if s is None or not s.attempts:
         return 1.0, LATENCY_PRIOR_MS, f"no observations (latency prior {LATENCY_PRIOR_MS:,.0f} ms)"
     rate = 1.0 if s.success_rate is None else s.success_rate
     latency = LATENCY_PRIOR_MS if s.p50_latency_ms is None else s.p50_latency_ms
     return (
         rate,
         latency,
-        (f"observed {rate:.0%} success, median {latency:,.0f} ms over {s.requests} calls"),
+        (f"observed {rate:.0%} success, median {latency:,.0f} ms over {s.attempts} attempts"),
     )
 
 

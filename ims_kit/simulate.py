@@ -1,21 +1,24 @@
 """Offline demo workloads through the real call path: ``ims simulate`` and ``simulate(kit)``.
 
-A seeded mix of short questions, long documents, code tasks and private questions for a local
-model goes through ``kit.ask`` and ``kit.run_task`` with ``provider="simulated"``, so that
-selection, recovery, breakers, usage rows, events and workflows fill up exactly as with real
-vendors (every row says provider ``simulated``). Fault windows such as
-``"gemini-2.5-pro:overload@100-160"`` make every call to that model fail while requests
-100..160 run, so circuits open and, once the window is over, close again.
+A seeded mix of short questions, long documents, code tasks, hard design questions and
+private questions for a local model goes through ``kit.ask`` and ``kit.run_task`` with
+``provider="simulated"``, so that selection, recovery, breakers, usage rows, events and
+workflows fill up exactly as with real vendors (every row says provider ``simulated``).
+Fault windows such as ``"gemini-2.5-pro:overload@100-160"`` make every call to that model
+fail while requests 100..160 run, so circuits open and, once the window is over, close again.
 
-Without ``rate`` the requests run as fast as they can and the breakers read a simulated clock
-that advances by a realistic gap between requests (``interval_s`` on average), so circuits open
-and close within a few hundred requests; retries do not sleep. With ``rate`` the calls are
-spread over real time (that many per second) and everything uses the real clock, so that a
-dashboard can be watched filling up.
+Without ``rate`` the requests run as fast as they can on a simulated clock that the kit's
+every part reads (usage rows, events, breakers, workflows): the requests are spread over a
+simulated working day (``span_s``) that ends now, so the dashboard's charts look like a real
+user's, and retries do not sleep. A run never stamps anything later than the wall clock: when
+earlier traffic sits inside the last ``span_s``, the run fills the time since it. With
+``rate`` the calls are spread over real time (that many per second) on the real clock, so that
+a dashboard can be watched filling up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import time
@@ -30,7 +33,8 @@ if TYPE_CHECKING:
     from ims_kit.kit import Kit
 
 DEFAULT_REQUESTS = 300
-DEFAULT_INTERVAL_S = 0.5  # mean simulated gap between requests (breakers open for 60 s)
+DEFAULT_SPAN_S = 8 * 3600.0  # a fast run's simulated working day
+LAST_CALL_ROOM_S = 60.0  # the last request arrives this long before now, so it ends by then
 NOISE = 0.03  # share of requests whose first attempt meets a transient error, as in real traffic
 _NOISE_KINDS = {"TIMEOUT": 1, "OVERLOAD": 2, "RATE_LIMIT": 2, "UNKNOWN": 1}
 LOCAL_MODEL = "llama-3.1-8b"  # the private questions' model: local, so unpriced
@@ -40,9 +44,10 @@ _FAULT = re.compile(
 
 # kind: (share of requests, strategies with their weights)
 WORKLOAD: dict[str, tuple[float, dict[str, float]]] = {
-    "question": (0.55, {"cost": 0.5, "latency": 0.25, "auto": 0.25}),
+    "question": (0.5, {"cost": 0.5, "latency": 0.25, "auto": 0.25}),
     "document": (0.2, {"cost": 0.5, "balanced": 0.5}),
     "code": (0.2, {"performance": 0.6, "balanced": 0.2, "auto": 0.2}),
+    "design": (0.05, {"auto": 0.6, "performance": 0.4}),
     "private": (0.05, {}),
 }
 _TOPICS = (
@@ -72,6 +77,16 @@ _CODE = (
     "Write a SQL query that returns the top five customers by revenue per month.",
     "Debug this stack trace and propose a fix: KeyError: 'model_id' in registry.py line 42.",
     "Write a Rust function that merges two sorted vectors without allocating twice.",
+)
+_DESIGN = (
+    "Design a rate limiter for a multi-region API: compare token bucket and sliding window,"
+    " explain the trade-offs, and plan the rollout step by step.",
+    "Plan the migration of a monolith's database to a sharded cluster: first the schema changes,"
+    " then the cut-over, and justify each step.",
+    "Compare event sourcing with CRUD for an order service and analyse the trade-offs for"
+    " audit, replay and storage.",
+    "Design the architecture of an offline-first mobile app: evaluate sync strategies and"
+    " explain why conflicts arise, step by step.",
 )
 _DOCS = ("quarterly report", "meeting transcript", "incident post-mortem", "research paper")
 _WORDS = (  # noqa: SIM905 (a sentence of words reads better than a column of strings)
@@ -160,22 +175,30 @@ def workload(requests: int, seed: int, *, local_model: str | None = LOCAL_MODEL)
             jobs.append(Job(kind, text, strategy, min_context_window=200_000 if big else None))
         elif kind == "code":
             jobs.append(Job(kind, rng.choice(_CODE), strategy))
+        elif kind == "design":
+            jobs.append(Job(kind, rng.choice(_DESIGN), strategy))
         else:
             jobs.append(Job(kind, rng.choice(_PRIVATE).format(topic=topic), model=local_model))
     return jobs
 
 
 class SimulatedClock:
-    """A clock (epoch seconds) that moves only when told: the breakers' time in a fast run."""
+    """A clock (epoch seconds) that moves only when told, and never past the wall clock, so a
+    fast run's rows are never stamped in the future."""
 
-    def __init__(self, start: float):
+    def __init__(self, start: float, ceiling: Callable[[], float] = time.time):
         self.now = start
+        self._ceiling = ceiling
 
     def __call__(self) -> float:
         return self.now
 
     def advance(self, seconds: float) -> None:
-        self.now += seconds
+        self.now = max(self.now, min(self.now + seconds, self._ceiling()))
+
+    def advance_to(self, when: float) -> None:
+        """Move on to ``when`` unless the clock is already past it."""
+        self.advance(when - self.now)
 
 
 @dataclass(frozen=True)
@@ -264,7 +287,7 @@ def simulate(
     faults: str | list[Fault] | None = None,
     seed: int = 0,
     rate: float | None = None,
-    interval_s: float = DEFAULT_INTERVAL_S,
+    span_s: float = DEFAULT_SPAN_S,
     noise: float = NOISE,
     progress: Callable[[Outcome], None] | None = None,
 ) -> SimulationReport:
@@ -274,7 +297,7 @@ def simulate(
         faults: a spec such as ``"gemini-2.5-pro:overload@100-160"`` or Fault values.
         seed: the same seed on a fresh database gives the same requests, choices and rows.
         rate: requests per second in real time; None runs at full speed on a simulated clock.
-        interval_s: mean simulated gap between requests when ``rate`` is None.
+        span_s: the simulated time the requests are spread over when ``rate`` is None.
         noise: share of requests whose first attempt fails with a transient error.
         progress: called with each request's Outcome.
     """
@@ -285,8 +308,8 @@ def simulate(
         raise InvalidInputError(f"requests must be a positive whole number, got {requests!r}")
     if rate is not None and not rate > 0:
         raise InvalidInputError(f"rate must be a positive number of requests per second: {rate!r}")
-    if not interval_s > 0:
-        raise InvalidInputError(f"interval_s must be positive, got {interval_s!r}")
+    if not span_s > 0:
+        raise InvalidInputError(f"span_s must be a positive number of seconds, got {span_s!r}")
     if len(kit.registry) == 0:
         raise InvalidInputError("the registry is empty: run `ims init` first")
     plan = parse_faults(faults) if faults is None or isinstance(faults, str) else list(faults)
@@ -299,59 +322,70 @@ def simulate(
     provider = SimulatedProvider(seed=seed)
     kit.set_provider("simulated", provider)
     report = SimulationReport(kit.path, seed, faults=[str(f) for f in plan])
-    saved_clock, saved_policy = kit.circuits.clock, kit.recovery.policy
-    clock = None
+    saved_policy = kit.recovery.policy
+    clock, arrivals = None, []
     if rate is None:
-        clock = SimulatedClock(_clock_start(kit))
-        kit.circuits.clock = clock
+        now = time.time()
+        start = max(now - span_s, _last_activity(kit))
+        clock = SimulatedClock(start)
+        # Poisson arrivals over the window: given their number, sorted uniform times
+        window = max(0.0, now - start - LAST_CALL_ROOM_S)
+        draw = random.Random(f"{seed}:arrivals")
+        arrivals = sorted(start + draw.random() * window for _ in jobs)
+        provider.clock = clock  # each call moves the clock by its simulated duration
         kit.recovery.policy = replace(  # time is simulated: a retry's wait costs nothing
             saved_policy or RecoveryPolicy(), wait_initial_s=0.0, wait_max_s=0.0, wait_jitter_s=0.0
         )
-    gaps = random.Random(f"{seed}:arrivals")
     unsubscribe = kit.events.subscribe(report._on_event)
     started = time.perf_counter()
     sim_start = clock.now if clock else None
     try:
-        for number, job in enumerate(jobs, start=1):
-            _apply_faults(provider, plan, number)
-            if gaps.random() < noise:  # the next call, to whichever model, fails once
-                kind = gaps.choices(list(_NOISE_KINDS), list(_NOISE_KINDS.values()))[0]
-                provider.inject("*", kind, retry_after_s=1.0 if kind == "RATE_LIMIT" else None)
-            if clock is not None:
-                clock.advance(gaps.expovariate(1.0 / interval_s))
-            else:
-                delay = started + (number - 1) / rate - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-            outcome = _run(kit, job, number)
-            report.requests += 1
-            report.by_kind[job.kind] += 1
-            if outcome.ok:
-                report.completed += 1
-                report.answered_by[outcome.model_id] += 1
-            else:
-                report.failed += 1
-            if progress is not None:
-                progress(outcome)
+        with kit.clock.using(clock) if clock is not None else contextlib.nullcontext():
+            _drive(kit, jobs, plan, provider, report, clock, arrivals, rate, noise, progress)
     finally:
         unsubscribe()
         provider.clear()
-        kit.circuits.clock, kit.recovery.policy = saved_clock, saved_policy
+        kit.recovery.policy = saved_policy
         report.seconds = time.perf_counter() - started
         if clock is not None:
             report.simulated_seconds = clock.now - sim_start
     return report
 
 
-def _clock_start(kit: Kit) -> float:
-    """Now, or later if an earlier simulated run left breaker state in the future."""
-    from datetime import datetime
+def _drive(kit, jobs, plan, provider, report, clock, arrivals, rate, noise, progress) -> None:
+    """Send every job in turn, at its arrival on the simulated clock or paced in real time."""
+    noisy = random.Random(f"{report.seed}:noise")
+    started = time.perf_counter()
+    for number, job in enumerate(jobs, start=1):
+        _apply_faults(provider, plan, number)
+        if noisy.random() < noise:  # the next call, to whichever model, fails once
+            kind = noisy.choices(list(_NOISE_KINDS), list(_NOISE_KINDS.values()))[0]
+            provider.inject("*", kind, retry_after_s=1.0 if kind == "RATE_LIMIT" else None)
+        if clock is not None:
+            clock.advance_to(arrivals[number - 1])
+        else:
+            delay = started + (number - 1) / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        outcome = _run(kit, job, number)
+        report.requests += 1
+        report.by_kind[job.kind] += 1
+        if outcome.ok:
+            report.completed += 1
+            report.answered_by[outcome.model_id] += 1
+        else:
+            report.failed += 1
+        if progress is not None:
+            progress(outcome)
 
-    latest = time.time()
-    for s in kit.circuits.status().values():
-        if s["updated"]:
-            latest = max(latest, datetime.fromisoformat(s["updated"]).timestamp())
-    return latest
+
+def _last_activity(kit: Kit) -> float:
+    """When the log's latest usage row or breaker change was stamped (0 when none): a new run
+    starts after it, so every part's history stays on one time line."""
+    from ims_kit.clock import epoch
+
+    stamps = [kit.usage.span()[1], *(s["updated"] for s in kit.circuits.status().values())]
+    return max((epoch(t) for t in stamps if t), default=0.0)
 
 
 def _apply_faults(provider: Any, plan: list[Fault], number: int) -> None:
@@ -364,7 +398,7 @@ def _apply_faults(provider: Any, plan: list[Fault], number: int) -> None:
 def _run(kit: Kit, job: Job, number: int) -> Outcome:
     """One request through the real path: a workflow for documents and code, ``ask`` else."""
     try:
-        if job.kind in ("document", "code"):
+        if job.kind in ("document", "code", "design"):
             constraints = {}
             if job.min_context_window is not None:
                 constraints["min_context_window"] = job.min_context_window

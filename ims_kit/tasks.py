@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ims_kit.errors import ImsError, InvalidInputError
 from ims_kit.records import Answer
+from ims_kit.validators import resolve_validator
 from ims_kit.workflow import MAX_RETRIES, Transition, Workflow, open_workflow
 from ims_kit.workflow_store import WorkflowStore
 
-if TYPE_CHECKING:
-    from ims_kit.kit import Kit
-
-Check = Callable[[str], str | None]  # the reason an answer is rejected, None when it passes
+# ``kit`` below is an ``ims_kit.kit.Kit``; this module does not import it (kit imports this).
 
 
 @dataclass(frozen=True)
@@ -62,7 +58,7 @@ class TaskResult:
 
 
 def run_task(
-    kit: Kit,
+    kit: Any,
     prompt: str,
     *,
     strategy: str | None = None,
@@ -82,7 +78,7 @@ def run_task(
     except TypeError as exc:
         raise InvalidInputError(f"run_task: {exc}") from None
     wf = open_workflow(
-        WorkflowStore(kit.db, kit.events), workflow_id, max_retries=max_model_retries
+        WorkflowStore(kit.db, kit.events, kit.clock), workflow_id, max_retries=max_model_retries
     )
     start: dict[str, Any] = {"strategy": strategy, "validator": check_name}
     if kit.usage.store_text:
@@ -169,144 +165,3 @@ def _result(wf: Workflow, answer: Answer | None, reason: str | None) -> TaskResu
 
 def _answer_dict(answer: Answer) -> dict[str, Any]:
     return dataclasses.asdict(answer)
-
-
-# -- validators ------------------------------------------------------------------------------
-def resolve_validator(validate: Any) -> tuple[str, Check]:
-    """A name (for the context) and a check from ``None``, ``"nonempty"``, ``"json"``, a JSON
-    schema dict (type, required, properties, items, enum, additionalProperties) or a callable.
-
-    A callable gets the answer text. It accepts by returning True or None; it rejects by
-    returning False, by returning a string (the reason, as the built-in checks do), or by
-    raising (the exception's message is the reason).
-    """
-    if validate is None or validate == "nonempty":
-        return "nonempty", _nonempty
-    if validate == "json":
-        return "json", lambda text: _parse_json(text)[1]
-    if isinstance(validate, Mapping):
-        schema = dict(validate)
-        _check_schema_keywords(schema, "$")
-        return "json-schema", lambda text: _schema_check(text, schema)
-    if callable(validate):
-        return getattr(validate, "__name__", type(validate).__name__), _wrap(validate)
-    raise InvalidInputError(
-        f"validate must be None, 'nonempty', 'json', a JSON schema dict or a callable,"
-        f" got {validate!r}"
-    )
-
-
-def _nonempty(text: str) -> str | None:
-    return None if text.strip() else "the answer is empty"
-
-
-def _wrap(fn: Callable[[str], Any]) -> Check:
-    def check(text: str) -> str | None:
-        try:
-            verdict = fn(text)
-        except Exception as exc:
-            return str(exc) or type(exc).__name__
-        if isinstance(verdict, str):  # a reason, like the built-in checks return
-            return verdict or "the validator returned an empty reason"
-        if verdict is None or verdict:
-            return None
-        return f"the validator returned {verdict!r}"
-
-    return check
-
-
-def _parse_json(text: str) -> tuple[Any, str | None]:
-    body = text.strip()
-    if body.startswith("```"):  # models often fence JSON in markdown
-        body = body.strip("`").removeprefix("json").strip()
-    try:
-        return json.loads(body), None
-    except json.JSONDecodeError as exc:
-        return None, f"the answer is not valid JSON ({exc.msg} at line {exc.lineno})"
-
-
-_SCHEMA_KEYWORDS = {
-    "type",
-    "required",
-    "properties",
-    "items",
-    "enum",
-    "additionalProperties",
-    "title",
-    "description",
-    "$schema",
-}
-_TYPES: dict[str, Callable[[Any], bool]] = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: (
-        (isinstance(v, int) and not isinstance(v, bool))
-        or (isinstance(v, float) and v.is_integer())
-    ),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-}
-
-
-def _check_schema_keywords(schema: Any, path: str) -> None:
-    """Refuse what this small checker does not implement rather than silently ignore it."""
-    if not isinstance(schema, Mapping):
-        raise InvalidInputError(f"JSON schema at {path} must be an object")
-    if unknown := set(schema) - _SCHEMA_KEYWORDS:
-        raise InvalidInputError(
-            f"unsupported JSON schema keywords at {path}: {', '.join(sorted(unknown))};"
-            f" supported: {', '.join(sorted(_SCHEMA_KEYWORDS))} (or pass a callable)"
-        )
-    if not isinstance(schema.get("additionalProperties", False), bool):
-        raise InvalidInputError(f"additionalProperties at {path} must be true or false here")
-    types = schema.get("type", [])
-    if not isinstance(types, str | list):
-        raise InvalidInputError(f"type at {path} must be a string or a list of strings")
-    for t in [types] if isinstance(types, str) else types:
-        if not isinstance(t, str) or t not in _TYPES:
-            raise InvalidInputError(f"unknown JSON schema type {t!r} at {path}")
-    if not isinstance(schema.get("properties", {}), Mapping):
-        raise InvalidInputError(f"properties at {path} must be an object")
-    required = schema.get("required", [])
-    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
-        raise InvalidInputError(f"required at {path} must be a list of property names")
-    if "enum" in schema and not isinstance(schema["enum"], list):
-        raise InvalidInputError(f"enum at {path} must be a list")
-    for name, sub in schema.get("properties", {}).items():
-        _check_schema_keywords(sub, f"{path}.{name}")
-    if "items" in schema:
-        _check_schema_keywords(schema["items"], f"{path}[]")
-
-
-def _schema_check(text: str, schema: dict[str, Any]) -> str | None:
-    value, problem = _parse_json(text)
-    return problem or _schema_problem(value, schema, "$")
-
-
-def _schema_problem(value: Any, schema: Mapping[str, Any], path: str) -> str | None:
-    """The first way ``value`` breaks ``schema``, as one line, or None."""
-    types = schema.get("type")
-    if types is not None:
-        wanted = [types] if isinstance(types, str) else list(types)
-        if not any(_TYPES[t](value) for t in wanted):
-            return f"{path} should be {' or '.join(wanted)}, got {type(value).__name__}"
-    if "enum" in schema and value not in schema["enum"]:
-        return f"{path} should be one of {schema['enum']!r}, got {value!r}"
-    if isinstance(value, dict):
-        for key in schema.get("required", []):
-            if key not in value:
-                return f"{path} is missing the required key {key!r}"
-        properties = schema.get("properties", {})
-        for key, item in value.items():
-            if key in properties:
-                if problem := _schema_problem(item, properties[key], f"{path}.{key}"):
-                    return problem
-            elif schema.get("additionalProperties") is False:
-                return f"{path} has the unexpected key {key!r}"
-    if isinstance(value, list) and "items" in schema:
-        for i, item in enumerate(value):
-            if problem := _schema_problem(item, schema["items"], f"{path}[{i}]"):
-                return problem
-    return None

@@ -1,8 +1,10 @@
 """The usage log: one row per model call attempt (tokens, cost, latency, outcome) and its stats.
 
 Every row is committed, with its ``model.executed`` event, before ``log_execution`` returns,
-so a process killed afterwards loses nothing. Aggregates are computed in SQL (indexes on
-``ts`` and ``model_id``) so they stay quick on large logs; pandas is imported only for frames.
+so a process killed afterwards loses nothing. A *request* (one ``ask``) has one row per
+*attempt*; they share its ``request_id`` and the first has ``attempt = 1``. Aggregates are
+computed in SQL (``usage_queries``; indexes on ``ts`` and ``model_id``) so they stay quick
+on large logs; ``usage_frames`` builds the DataFrames, importing pandas only then.
 """
 
 from __future__ import annotations
@@ -10,18 +12,18 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ims_kit.db import immediate, now_iso
+from ims_kit import usage_queries as q
+from ims_kit.clock import Clock, as_clock, since_iso
+from ims_kit.db import immediate
 from ims_kit.errors import ErrorKind, InvalidInputError
-from ims_kit.records import cost_usd
+from ims_kit.records import ModelStats, cost_usd, usage_totals
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
     from ims_kit.events import EventLog
-    from ims_kit.selector import ModelStats
 
 STATS_WINDOW = 10_000  # attempts the selector's observed stats look back over
 GROUPINGS = {
@@ -55,6 +57,7 @@ class UsageRecord:
     attempt: int
     fallback_from: str | None
     strategy: str | None
+    request_id: str | None = None
 
 
 _COLUMNS = [f.name for f in fields(UsageRecord)]
@@ -70,12 +73,19 @@ class UsageTracker:
     """Records every call attempt and answers questions about them."""
 
     def __init__(
-        self, db: Database, events: EventLog, session_id: str, *, store_text: bool = False
+        self,
+        db: Database,
+        events: EventLog,
+        session_id: str,
+        *,
+        store_text: bool = False,
+        clock: Clock | None = None,
     ):
         self._db = db
         self._events = events
         self.session_id = session_id
         self.store_text = store_text  # prompts and answers are kept only when asked for
+        self.clock = as_clock(clock)
 
     def log_execution(
         self,
@@ -96,15 +106,19 @@ class UsageTracker:
         fallback_from: str | None = None,
         strategy: str | None = None,
         call_id: str | None = None,
+        request_id: str | None = None,
         prompt: str | None = None,
         response: str | None = None,
     ) -> UsageRecord:
         """Store one attempt and emit ``model.executed``; cost is computed from these prices.
 
-        A model without a price stores ``cost_usd`` NULL (unpriced), never 0.
+        A model without a price stores ``cost_usd`` NULL (unpriced), never 0. ``attempt`` is
+        the attempt's number within its request (1 = the request's first), ``request_id``
+        the request's id (a new one when not given: a request of one attempt).
         """
         _check_count("tokens_in", tokens_in)
         _check_count("tokens_out", tokens_out)
+        _check_count("attempt", attempt, low=1)
         for name, price in (
             ("cost_per_mil_in", cost_per_mil_in),
             ("cost_per_mil_out", cost_per_mil_out),
@@ -129,7 +143,7 @@ class UsageTracker:
             )
         record = UsageRecord(
             call_id=call_id or uuid.uuid4().hex,
-            ts=now_iso(),
+            ts=self.clock.now_iso(),
             session_id=self.session_id,
             workflow_id=workflow_id,
             model_id=model_id,
@@ -147,6 +161,7 @@ class UsageTracker:
             attempt=attempt,
             fallback_from=fallback_from,
             strategy=strategy,
+            request_id=request_id or uuid.uuid4().hex,
         )
         values = list(vars(record).values())
         values[_SUCCESS_INDEX] = int(record.success)
@@ -158,6 +173,7 @@ class UsageTracker:
                 "model.executed",
                 model_id,
                 call_id=record.call_id,
+                request_id=record.request_id,
                 vendor_id=vendor_id,
                 provider=provider,
                 tokens_in=tokens_in,
@@ -172,44 +188,48 @@ class UsageTracker:
         return record
 
     def get_session_stats(self) -> dict[str, Any]:
-        """This session's requests, tokens, cost, failures and success rate (the seed's keys).
-
-        ``cost`` is real spend: priced calls only, simulated ones apart in
-        ``simulated_cost``; ``unpriced_requests`` counts real calls without a price, and when
-        every real call was unpriced ``cost`` is None rather than $0.
-        """
+        """This session's requests, tokens, cost, failures and success rate (the seed's keys),
+        with attempts and simulated traffic apart: see ``records.usage_totals``."""
         return self.totals(session_id=self.session_id)
 
     def totals(self, *, since: Any = None, session_id: str | None = None) -> dict[str, Any]:
         """The same figures over the whole log (or since a time, or for one session)."""
-        where, params = _where(since=since, session_id=session_id)
-        real = "provider IS NOT 'simulated'"
-        row = self._db.execute(
-            f"""SELECT count(*), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0),
-                       coalesce(sum(success = 0), 0),
-                       coalesce(sum({real}), 0), sum(CASE WHEN {real} THEN cost_usd END),
-                       count(CASE WHEN {real} THEN cost_usd END),
-                       coalesce(sum(NOT {real}), 0), sum(CASE WHEN NOT {real} THEN cost_usd END)
-                FROM usage {where}""",
-            params,
-        ).fetchone()
-        requests, tin, tout, failures, n_real, cost, priced, n_sim, sim_cost = row
-        return {
-            "requests": requests,
-            "tokens": tin + tout,
-            "tokens_in": tin,
-            "tokens_out": tout,
-            "cost": (cost or 0.0) if priced or not n_real else None,
-            "unpriced_requests": n_real - priced,
-            "failures": failures,
-            "success_rate": (requests - failures) / requests if requests else None,
-            "simulated_requests": n_sim,
-            "simulated_cost": sim_cost or 0.0,
-        }
+        row = q.totals(self._db, self.filter(since=since, session_id=session_id))
+        (attempts, failed, requests, successes, tin, tout) = row[:6]
+        (n_real, real_priced, real_cost, n_sim, sim_requests, sim_cost, unpriced) = row[6:]
+        return usage_totals(
+            attempts=attempts,
+            failed_attempts=failed,
+            requests=requests,
+            successes=successes,
+            tokens_in=tin,
+            tokens_out=tout,
+            real_attempts=n_real,
+            real_priced=real_priced,
+            real_cost=real_cost,
+            simulated_attempts=n_sim,
+            simulated_requests=sim_requests,
+            simulated_cost=sim_cost,
+            unpriced_attempts=unpriced,
+        )
+
+    def filter(
+        self,
+        since: Any = None,
+        vendors: str | list[str] | None = None,
+        models: str | list[str] | None = None,
+        *,
+        session_id: str | None = None,
+        workflow_id: str | None = None,
+    ) -> q.UsageFilter:
+        """The rows a view covers; ``since`` timedeltas count back from this kit's clock."""
+        return q.usage_filter(
+            since, vendors, models, session_id=session_id, workflow_id=workflow_id, now=self.clock()
+        )
 
     def summary(self, by: str = "model", *, since: Any = None):
-        """A DataFrame per model, vendor, provider or day: requests, tokens, cost, failures,
-        success rate, p50/p95 latency. Aggregated in SQL."""
+        """A DataFrame per model, vendor, provider or day: requests, attempts, tokens, cost,
+        failed attempts, attempt success rate, p50/p95/p99 latency. Aggregated in SQL."""
         import pandas as pd
 
         return pd.DataFrame(self.summary_rows(by, since=since))
@@ -229,18 +249,19 @@ class UsageTracker:
         if by not in GROUPINGS:
             raise InvalidInputError(f"unknown grouping {by!r}; known: {', '.join(GROUPINGS)}")
         key = GROUPINGS[by]
-        where, params = _where(since=since, last=last)
+        where, params = _where(since=since, last=last, now=self.clock())
         rows = self._db.execute(
             f"""WITH base AS (SELECT {key} AS k, * FROM usage {where}),
                 lat AS (SELECT k, latency_ms,
                                row_number() OVER (PARTITION BY k ORDER BY latency_ms) AS rn,
                                count(*) OVER (PARTITION BY k) AS n
                         FROM base WHERE success = 1 AND ?)
-                SELECT b.k, b.requests, b.tokens_in, b.tokens_out, b.cost, b.priced, b.failures,
-                       p.p50, p.p95, p.p99
-                FROM (SELECT k, count(*) AS requests, sum(tokens_in) AS tokens_in,
-                             sum(tokens_out) AS tokens_out, sum(cost_usd) AS cost,
-                             count(cost_usd) AS priced, sum(success = 0) AS failures
+                SELECT b.k, b.requests, b.attempts, b.tokens_in, b.tokens_out, b.cost, b.priced,
+                       b.failures, p.p50, p.p95, p.p99
+                FROM (SELECT k, sum(attempt = 1) AS requests, count(*) AS attempts,
+                             sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
+                             sum(cost_usd) AS cost, count(cost_usd) AS priced,
+                             sum(success = 0) AS failures
                       FROM base GROUP BY k) AS b
                 LEFT JOIN (SELECT k, min(CASE WHEN rn >= 0.50 * n THEN latency_ms END) AS p50,
                                      min(CASE WHEN rn >= 0.95 * n THEN latency_ms END) AS p95,
@@ -252,28 +273,27 @@ class UsageTracker:
         return [
             {
                 by: k,
-                "requests": n,
+                "requests": requests,
+                "attempts": n,
                 "tokens_in": tin,
                 "tokens_out": tout,
                 "cost_usd": cost if priced else None,
-                "unpriced_requests": n - priced,
-                "failures": fails,
-                "success_rate": (n - fails) / n,
+                "unpriced_attempts": n - priced,
+                "failed_attempts": fails,
+                "attempt_success_rate": (n - fails) / n,
                 "p50_latency_ms": p50,
                 "p95_latency_ms": p95,
                 "p99_latency_ms": p99,
             }
-            for k, n, tin, tout, cost, priced, fails, p50, p95, p99 in rows
+            for k, requests, n, tin, tout, cost, priced, fails, p50, p95, p99 in rows
         ]
 
     def model_stats(self, last: int = STATS_WINDOW) -> dict[str, ModelStats]:
         """Observed success rate and median latency per model over the latest ``last``
         attempts, for the selector: recent behaviour, and a cost that does not grow with
         the log (the window is a range of the integer primary key)."""
-        from ims_kit.selector import ModelStats
-
         return {
-            r["model"]: ModelStats(r["requests"], r["success_rate"], r["p50_latency_ms"])
+            r["model"]: ModelStats(r["attempts"], r["attempt_success_rate"], r["p50_latency_ms"])
             for r in self.summary_rows("model", last=last)
         }
 
@@ -283,7 +303,9 @@ class UsageTracker:
         """One row per attempt as a pandas DataFrame (``ts`` parsed to datetimes)."""
         import pandas as pd
 
-        where, params = _where(since=since, session_id=session_id, workflow_id=workflow_id)
+        where, params = _where(
+            since=since, session_id=session_id, workflow_id=workflow_id, now=self.clock()
+        )
         frame = pd.read_sql_query(
             f"SELECT * FROM usage {where} ORDER BY id", self._db.conn, params=params
         )
@@ -291,24 +313,29 @@ class UsageTracker:
         frame["success"] = frame["success"].astype(bool)
         return frame
 
-    def records(self, *, workflow_id: str | None = None, limit: int = 1000) -> list[UsageRecord]:
-        """Recent attempts as UsageRecord values (newest last)."""
-        where, params = _where(workflow_id=workflow_id)
+    def records(
+        self,
+        *,
+        workflow_id: str | None = None,
+        request_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[UsageRecord]:
+        """Recent attempts as UsageRecord values (newest last), of a workflow or a request."""
+        where, params = _where(workflow_id=workflow_id, request_id=request_id)
         cursor = self._db.execute(
             f"SELECT * FROM (SELECT * FROM usage {where} ORDER BY id DESC LIMIT ?) ORDER BY id",
             [*params, int(limit)],
         )
         names = [d[0] for d in cursor.description]
+        wanted = set(_COLUMNS)
         out = []
         for values in cursor.fetchall():
-            row = dict(zip(names, values))
-            for extra in ("id", "prompt", "response"):
-                row.pop(extra, None)
+            row = {k: v for k, v in zip(names, values) if k in wanted}
             row["success"] = bool(row["success"])
             out.append(UsageRecord(**row))
         return out
 
-    # -- views for the dashboard and notebooks (SQL in ims_kit.usage_views) -----------------------
+    # -- views for the dashboard and notebooks (SQL in usage_queries, frames in usage_frames) ----
     def cost_over_time(
         self,
         *,
@@ -318,13 +345,16 @@ class UsageTracker:
         vendors: str | list[str] | None = None,
         models: str | list[str] | None = None,
     ):
-        """A DataFrame per time bucket, model and simulated-or-not: requests, failures, tokens,
-        priced cost and unpriced calls. The bucket width is chosen for ~60 buckets unless given;
-        ``per_model=False`` sums the models of each bucket (quicker on big logs)."""
-        from ims_kit import usage_views as v
+        """A DataFrame per time bucket, model and simulated-or-not: requests, attempts, failed
+        attempts, tokens, priced cost and unpriced attempts. The bucket width is chosen for ~60
+        buckets unless given; ``per_model=False`` sums the models of each bucket (quicker)."""
+        from ims_kit import usage_frames
 
-        flt = v.usage_filter(since, vendors, models)
-        return v.cost_over_time(self._db, flt, bucket_s, per_model=per_model)
+        flt = self.filter(since, vendors, models)
+        width = q.bucket_width(self._db, flt, bucket_s)
+        rows = q.cost_rows(self._db, flt, width, per_model=per_model)
+        vendors_of = q.vendors_of(self._db, {r[1] for r in rows if r[1] is not None})
+        return usage_frames.timeline(rows, width, vendors_of)
 
     def latency_histogram(
         self,
@@ -336,11 +366,13 @@ class UsageTracker:
         models: str | list[str] | None = None,
     ):
         """Successful calls counted per (time bucket,) model and 2.5%-wide latency bin;
-        ``usage_views.percentiles(frame)`` turns it into p50/p95/p99."""
-        from ims_kit import usage_views as v
+        ``usage_frames.percentiles(frame)`` turns it into p50/p95/p99."""
+        from ims_kit import usage_frames
 
-        flt = v.usage_filter(since, vendors, models)
-        return v.latency_histogram(self._db, flt, bucket_s, over_time=over_time)
+        flt = self.filter(since, vendors, models)
+        width = q.bucket_width(self._db, flt, bucket_s) if over_time else None
+        rows = q.latency_rows(self._db, flt, width, over_time=over_time)
+        return usage_frames.latency_histogram(rows, width)
 
     def latency_percentiles(
         self,
@@ -350,10 +382,10 @@ class UsageTracker:
         models: str | list[str] | None = None,
     ):
         """p50/p95/p99 latency of successful calls per model (from the histogram, within 2.5%)."""
-        from ims_kit import usage_views as v
+        from ims_kit import usage_frames
 
         hist = self.latency_histogram(over_time=False, since=since, vendors=vendors, models=models)
-        return v.percentiles(hist, "model")
+        return usage_frames.percentiles(hist, "model")
 
     def errors_by_kind(
         self,
@@ -365,10 +397,11 @@ class UsageTracker:
         models: str | list[str] | None = None,
     ):
         """Failed attempts per model and error kind (and time bucket with ``over_time``)."""
-        from ims_kit import usage_views as v
+        from ims_kit import usage_frames
 
-        flt = v.usage_filter(since, vendors, models)
-        return v.errors_by_kind(self._db, flt, bucket_s, over_time=over_time)
+        flt = self.filter(since, vendors, models)
+        width = q.bucket_width(self._db, flt, bucket_s) if over_time else None
+        return usage_frames.errors(q.error_rows(self._db, flt, width, over_time=over_time), width)
 
     def overview(
         self,
@@ -378,38 +411,39 @@ class UsageTracker:
         models: str | list[str] | None = None,
         timeline: Any = None,
     ) -> dict[str, Any]:
-        """Requests, tokens, real and simulated cost apart, unpriced calls, failures, success
-        rate and exact p95 latency, over the rows the filters select. ``timeline``: the same
-        filters' ``cost_over_time`` frame when you have it (saves reading the log twice)."""
-        from ims_kit import usage_views as v
+        """``usage_totals`` of the rows the filters select plus their exact p95 latency.
+        ``timeline``: the same filters' ``cost_over_time`` frame when you have it (saves
+        reading the log twice)."""
+        from ims_kit import usage_frames
 
-        return v.overview(self._db, v.usage_filter(since, vendors, models), timeline)
+        if timeline is None:
+            timeline = self.cost_over_time(
+                per_model=False, since=since, vendors=vendors, models=models
+            )
+        figures = usage_frames.totals(timeline)
+        successes = figures["attempts"] - figures["failed_attempts"]
+        p95 = q.latency_quantile(
+            self._db, self.filter(since, vendors, models), 0.95, successes=successes
+        )
+        return {**figures, "p95_latency_ms": p95}
+
+    def span(
+        self,
+        since: Any = None,
+        vendors: str | list[str] | None = None,
+        models: str | list[str] | None = None,
+    ) -> tuple[str | None, str | None]:
+        """The first and last timestamps of the rows the filters select (None, None: none)."""
+        return q.span(self._db, self.filter(since, vendors, models))
 
     def models_seen(self) -> list[str]:
         """Every model id that has at least one usage row."""
-        from ims_kit import usage_views as v
-
-        return v.models_seen(self._db)
+        return q.models_seen(self._db)
 
 
-def _check_count(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInputError(f"{name} must be a non-negative integer, got {value!r}")
-
-
-def _since_iso(since: Any) -> str:
-    if isinstance(since, timedelta):
-        return (datetime.now(UTC) - since).isoformat()
-    if isinstance(since, datetime):
-        return (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
-    if isinstance(since, str):
-        try:
-            return _since_iso(datetime.fromisoformat(since))
-        except ValueError:
-            pass
-    raise InvalidInputError(
-        f"since must be a datetime, a timedelta or an ISO-8601 string, got {since!r}"
-    )
+def _check_count(name: str, value: Any, *, low: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InvalidInputError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def _where(
@@ -417,7 +451,9 @@ def _where(
     since: Any = None,
     session_id: str | None = None,
     workflow_id: str | None = None,
+    request_id: str | None = None,
     last: int | None = None,
+    now: float | None = None,
 ) -> tuple[str, list[Any]]:
     clauses, params = [], []
     if last is not None:
@@ -425,11 +461,13 @@ def _where(
         params.append(int(last))
     if since is not None:
         clauses.append("ts >= ?")
-        params.append(_since_iso(since))
-    if session_id is not None:
-        clauses.append("session_id = ?")
-        params.append(session_id)
-    if workflow_id is not None:
-        clauses.append("workflow_id = ?")
-        params.append(workflow_id)
+        params.append(since_iso(since, now))
+    for column, value in (
+        ("session_id", session_id),
+        ("workflow_id", workflow_id),
+        ("request_id", request_id),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
     return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from statemachine import State
 from statemachine.exceptions import TransitionNotAllowed
 
-from ims_kit.db import now_iso
+from ims_kit.clock import now_iso
 from ims_kit.errors import (
     InvalidInputError,
     InvalidTransition,
@@ -107,12 +107,16 @@ class Workflow:
         self._store = store
         self._context = _jsonable(context or {})
         self._history = list(_history or [])
-        self.created = _created or now_iso()
+        self.created = _created or self._now_iso()
         self.updated = _updated or self.created
         self._on_entry: dict[str, list[Callback]] = {}
         self._on_exit: dict[str, list[Callback]] = {}
         self._pending: Transition | None = None
         self._sm = self._machine(_state)
+
+    def _now_iso(self) -> str:
+        """Now on the store's clock (the kit's), else the wall clock."""
+        return self._store.clock.now_iso() if self._store is not None else now_iso()
 
     def _machine(self, state: str) -> WorkflowMachine:
         return WorkflowMachine(start_value=state, listeners=[_Hooks(self)])
@@ -188,7 +192,7 @@ class Workflow:
                 self.allowed_events,
                 f"all {self.max_retries} retries are used",
             )
-        record = Transition(name, source, target, _jsonable(context or {}), now_iso())
+        record = Transition(name, source, target, _jsonable(context or {}), self._now_iso())
         before = (self._context, self._history, self.updated)
         self._context = {**self._context, **record.context}
         self._history = [*self._history, record]

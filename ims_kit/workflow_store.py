@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ims_kit.clock import Clock, as_clock
 from ims_kit.db import immediate
 from ims_kit.errors import WorkflowError
 
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
     from sqlite_utils import Database
 
     from ims_kit.events import EventLog
-    from ims_kit.workflow import Transition
+    from ims_kit.workflow_machine import Transition
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,10 @@ class WorkflowSummary:
 class WorkflowStore:
     """Reads and writes workflows; every transition commits with its ``workflow.state_changed``."""
 
-    def __init__(self, db: Database, events: EventLog):
+    def __init__(self, db: Database, events: EventLog, clock: Clock | None = None):
         self._db = db
         self._events = events
+        self.clock = as_clock(clock)  # the kit's: transitions are stamped on its time line
 
     def create(self, data: dict[str, Any]) -> None:
         """Insert a workflow (``Workflow.to_dict()`` shape) with its history, all or nothing."""

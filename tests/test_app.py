@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 60  # AppTest's default of 3 s is too short for a cold page on a busy machine
 PAGES = ["overview", "cost", "latency", "circuits", "registry", "workflows", "events"]
 EXPECTED = {  # page: (metric labels, at least this many plotly charts)
-    "overview": (["Requests", "Tokens", "Cost (real)", "Success rate", "p95 latency"], 2),
-    "cost": (["Cost (real)", "Simulated cost", "Priced calls", "Unpriced calls"], 3),
-    "latency": (["Successful calls", "p50", "p95", "p99"], 3),
+    "overview": (["Requests", "Attempts", "Request success", "Cost (real)", "p95 latency"], 2),
+    "cost": (["Cost (real)", "Simulated cost", "Requests", "Unpriced attempts"], 3),
+    "latency": (["Successful attempts", "p50", "p95", "p99"], 3),
     "circuits": (["Open now", "Half-open now", "Openings in range"], 2),
     "registry": ([], 1),
     "workflows": ([], 1),
@@ -79,11 +79,13 @@ def test_every_page_renders_simulated_data(monkeypatch, simulated_db, page):
 
 
 def test_overview_figures_match_the_library(monkeypatch, simulated_db):
-    """The headline numbers are the library's: requests, simulated cost, no real cost."""
+    """The headline numbers are the library's: requests and attempts apart, simulated cost."""
     with ims_kit.open(simulated_db) as kit:
         figures = kit.usage.overview()
     shown = metrics(app(monkeypatch, simulated_db).run())
-    assert shown["Requests"] == f"{figures['requests']:,}"
+    assert shown["Requests"] == f"{figures['requests']:,}" == "240"
+    assert shown["Attempts"] == f"{figures['attempts']:,}"
+    assert figures["attempts"] > figures["requests"]  # retries and fallbacks are attempts
     assert shown["Cost (real)"] == "-"  # every call was simulated: no real spend to show
     assert shown["Simulated cost"].startswith("$")
     p95 = figures["p95_latency_ms"]
@@ -93,8 +95,11 @@ def test_overview_figures_match_the_library(monkeypatch, simulated_db):
 def test_unpriced_calls_are_counted_apart(monkeypatch, simulated_db):
     """The local model's calls are counted as unpriced and named, never added as $0."""
     at = app(monkeypatch, simulated_db, "cost").run()
-    assert int(metrics(at)["Unpriced calls"].replace(",", "")) > 0
+    assert int(metrics(at)["Unpriced attempts"].replace(",", "")) > 0
     assert any("llama-3.1-8b" in i.value for i in at.info)
+    table = at.dataframe[0].value.set_index("model")
+    assert table.loc["llama-3.1-8b", "cost"] == "unpriced"  # said, not a raw None
+    assert "None" not in table.astype(str).to_string()
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -107,6 +112,16 @@ def test_missing_database_says_what_to_run_and_creates_nothing(monkeypatch, tmp_
     assert "ims init" in text and "ims simulate" in text
     assert not missing.exists()
     assert not missing.parent.exists()
+
+
+def test_a_file_that_is_not_a_database_is_named_not_sent_to_init(monkeypatch, db_path):
+    """A garbage file: the dashboard says what is wrong and to move it, not to run ims init."""
+    db_path.write_bytes(b"garbage" * 100)
+    at = app(monkeypatch, db_path).run()
+    assert not at.exception
+    assert not at.info
+    assert "not an SQLite database: move it aside" in at.error[0].value
+    assert db_path.read_bytes() == b"garbage" * 100
 
 
 def test_empty_registry_says_to_run_init(monkeypatch, kit, db_path):
@@ -147,12 +162,15 @@ def test_vendor_filter_narrows_the_model_choices_and_the_overview(monkeypatch, s
 
 
 def test_time_range_filter_applies(monkeypatch, simulated_db):
-    """The time range is read by every page; recent traffic stays in 'Last 15 minutes'."""
+    """The simulated day ends now: the last 24 hours hold all of it, the last hour a part."""
     at = app(monkeypatch, simulated_db, "latency").run()
-    p95 = metrics(at)["p95"]
-    at.sidebar.selectbox(key="range").set_value("Last 15 minutes").run()
+    everything = metrics(at)
+    at.sidebar.selectbox(key="range").set_value("Last 24 hours").run()
     assert not at.exception
-    assert metrics(at)["p95"] == p95
+    assert metrics(at) == everything
+    at.sidebar.selectbox(key="range").set_value("Last hour").run()
+    successes = int(metrics(at)["Successful attempts"].replace(",", ""))
+    assert 0 < successes < int(everything["Successful attempts"].replace(",", ""))
 
 
 def test_recommendation_panel_shows_the_choice_and_its_reasons(monkeypatch, simulated_db):

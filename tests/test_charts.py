@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ims_kit import charts
-from ims_kit import usage_views as v
+from ims_kit import usage_frames as v
 from ims_kit.events import Event
 from ims_kit.simulate import simulate
 
@@ -44,7 +44,7 @@ BUILDERS = [
     ("cost_over_time", lambda f: charts.cost_over_time(f["timeline"], by="model")),
     ("cost_over_time by vendor", lambda f: charts.cost_over_time(f["timeline"], by="vendor")),
     ("cumulative_cost", lambda f: charts.cumulative_cost(f["cumulative"])),
-    ("cost_per_request", lambda f: charts.cost_per_request(f["by_model"])),
+    ("cost_per_attempt", lambda f: charts.cost_per_attempt(f["by_model"])),
     ("requests_over_time", lambda f: charts.requests_over_time(f["timeline"])),
     ("latency_percentiles", lambda f: charts.latency_percentiles(f["pct"])),
     ("latency_distribution", lambda f: charts.latency_distribution(f["hist"])),
@@ -80,7 +80,7 @@ def test_every_builder_says_so_when_there_is_no_data(frames, name, build):
 
 def test_cost_charts_keep_unpriced_and_simulated_apart(frames):
     """The unpriced local model is named apart from the cost bars; mixed traffic is labelled."""
-    fig = charts.cost_per_request(frames["by_model"])
+    fig = charts.cost_per_attempt(frames["by_model"])
     assert "llama-3.1-8b" not in list(fig.data[0].y)
     assert "llama-3.1-8b" in fig.layout.annotations[0].text
     mixed = frames["timeline"].copy()
@@ -113,7 +113,7 @@ def test_circuit_segments_follow_the_transitions():
 def test_importing_charts_loads_no_plotly():
     """plotly and pandas load when a figure is drawn, not when ims_kit.charts is imported."""
     code = (
-        "import sys, ims_kit.charts, ims_kit.usage_views;"
+        "import sys, ims_kit.charts, ims_kit.usage_frames;"
         "print(any(m.split('.')[0] in ('plotly', 'pandas') for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

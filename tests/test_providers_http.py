@@ -6,7 +6,6 @@ import asyncio
 import email.utils
 import logging
 import socket
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -357,10 +356,8 @@ def test_html_502(vendor, make, server):
 def test_hang_is_a_timeout(vendor, make, server):
     """A server that never answers gives transport 'timeout' after the client's read timeout."""
     server.script(vs.hang())
-    start = time.perf_counter()
     with pytest.raises(ProviderError) as info:
         make(vendor, timeout_s=0.3).complete(spec_for(vendor), "hi")
-    assert time.perf_counter() - start < 2
     assert (info.value.status, info.value.transport) == (None, "timeout")
 
 

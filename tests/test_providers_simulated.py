@@ -238,9 +238,8 @@ def test_needs_no_key(monkeypatch):
 def test_not_realtime_by_default(monkeypatch):
     """Without realtime the latency is only reported; no time passes."""
     monkeypatch.setattr(time, "sleep", lambda s: pytest.fail("slept"))
-    start = time.perf_counter()
     result = SimulatedProvider().complete(spec("gemini-2.5-pro"), "hi")
-    assert result.latency_ms > 100 and time.perf_counter() - start < 0.05
+    assert result.latency_ms > 100
 
 
 def test_realtime_sleeps_the_drawn_latency(monkeypatch):

@@ -206,25 +206,6 @@ def test_recommendation_frame_lists_every_model_kept_or_not():
 
 
 @pytest.mark.parametrize(
-    "prompt, difficulty",
-    [
-        ("What is 2+2?", "easy"),
-        ("Summarise this paragraph.", "easy"),
-        ("Prove the theorem.", "medium"),
-        ("Design the architecture step by step and compare the trade-offs.", "hard"),
-    ],
-)
-def test_analyze_reads_difficulty_from_the_prompt(prompt, difficulty):
-    """Length, code, math and multi-step cues decide the difficulty."""
-    assert analyze(prompt).difficulty == difficulty
-
-
-def test_analyze_counts_a_long_document_as_a_signal():
-    """A prompt of many thousand tokens is noted as long input."""
-    assert "long input" in analyze("word " * 30_000).signals[0]
-
-
-@pytest.mark.parametrize(
     "kwargs",
     [{"expected_output_tokens": -5}, {"prompt_tokens": -1}, {"balanced_margin": float("nan")}],
 )

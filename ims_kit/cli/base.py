@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 import click
 
-from ims_kit.errors import ImsError
+from ims_kit.errors import ImsError, database_errors
 
 
 class ImsGroup(click.Group):
@@ -19,7 +18,7 @@ class ImsGroup(click.Group):
             return super().invoke(ctx)
         except ImsError as exc:
             raise click.ClickException(str(exc)) from None
-        except sqlite3.Error as exc:  # e.g. a read-only file, or locked past the busy timeout
+        except database_errors() as exc:  # a read-only file, or locked past the busy timeout
             raise click.ClickException(f"database error: {exc}") from None
         except UnicodeDecodeError as exc:
             raise click.ClickException(f"not UTF-8 text ({exc.reason})") from None
@@ -28,10 +27,11 @@ class ImsGroup(click.Group):
             raise click.ClickException(f"{where}{exc.strerror or exc}") from None
 
 
-def open_kit():
+def open_kit(*, create: bool = False):
+    """The Kit on IMS_DB (or the default file); only `ims init` may create the database."""
     from ims_kit.kit import Kit
 
-    return Kit()
+    return Kit(create=create)
 
 
 def echo_json(value: Any) -> None:

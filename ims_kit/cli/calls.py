@@ -20,7 +20,9 @@ def _read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
             return sys.stdin.read() if str(prompt_file) == "-" else prompt_file.read_text()
         except OSError as exc:
             raise click.ClickException(f"cannot read {prompt_file}: {exc.strerror}") from None
-    return prompt or ""
+    if prompt is None:
+        raise click.UsageError("give the prompt to place: --prompt TEXT or --prompt-file FILE")
+    return prompt
 
 
 @cli.command()

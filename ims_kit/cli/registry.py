@@ -13,7 +13,7 @@ from ims_kit.cli.base import ImsGroup, cli, echo_json, open_kit
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def init(as_json: bool) -> None:
     """Create the database and seed the registry with the curated catalogue (idempotent)."""
-    kit = open_kit()
+    kit = open_kit(create=True)
     result = kit.registry.seed()
     if as_json:
         echo_json(

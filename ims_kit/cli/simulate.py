@@ -57,7 +57,7 @@ def simulate(requests: int, faults: str, seed: int, rate: float | None, as_json:
         echo_json(report.to_dict())
         return
     clock = (
-        f" (simulated {report.simulated_seconds:,.0f} s)"
+        f" (spread over {report.simulated_seconds / 3600:.1f} simulated hours)"
         if report.simulated_seconds is not None
         else ""
     )
@@ -70,7 +70,9 @@ def simulate(requests: int, faults: str, seed: int, rate: float | None, as_json:
     unpriced = f" (+{report.unpriced_attempts} unpriced)" if report.unpriced_attempts else ""
     click.echo(f"simulated cost: ${report.cost_usd:.4f}{unpriced}")
     for model_id, steps in report.circuits.items():
-        click.echo(f"circuit {model_id}: {' -> '.join(steps)}")
+        opened, probes = steps.count("opened"), steps.count("half_open")
+        now = {"opened": "open", "half_open": "half-open"}.get(steps[-1], steps[-1])
+        click.echo(f"circuit {model_id}: opened {opened}x, {probes} probes, {now} at the end")
     if report.faults and not report.circuits:
         click.echo(
             "no circuit opened: the faulty models were not chosen often enough, or their "

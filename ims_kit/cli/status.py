@@ -28,21 +28,25 @@ def status(once: bool, as_json: bool, interval: float) -> None:
 
     Refreshes in place every --interval seconds until Ctrl-C; --once prints one snapshot,
     --json its figures. Reads the database without creating, migrating or locking it.
-    Colour when stdout is a terminal (and NO_COLOR is not set).
+    Colour when stdout is a terminal (and NO_COLOR is not set). With --once or --json the
+    exit status is the health: 0 ok, 1 degraded, 2 down.
     """
-    from ims_kit import status as figures
+    from ims_kit import health
+    from ims_kit.status_text import render
 
-    if as_json:
-        echo_json(figures.read())
-        return
+    if as_json or once:
+        snap = health.read()
+        if as_json:
+            echo_json(snap)
+        else:
+            tty = sys.stdout.isatty()
+            click.echo(render(snap, color=tty and not os.environ.get("NO_COLOR")))
+        sys.exit(health.exit_code(snap))
     tty = sys.stdout.isatty()
     color = tty and not os.environ.get("NO_COLOR")
-    if once:
-        click.echo(figures.render(figures.read(), color=color))
-        return
     try:
         while True:
-            text = figures.render(figures.read(), color=color)
+            text = render(health.read(), color=color)
             footer = f"refreshing every {interval:g}s; Ctrl-C to quit"
             if tty:
                 click.echo(f"{CLEAR}{text}\n\n{footer}", nl=False)

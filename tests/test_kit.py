@@ -1,13 +1,10 @@
-"""kit.recommend and `ims recommend`: the selector over the seeded registry, with events."""
+"""The Kit facade: recommend over the seeded registry with its events, checks before a call,
+metrics."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from click.testing import CliRunner
 
-from ims_kit.cli import cli
 from ims_kit.errors import InvalidInputError, NoModelAvailable
 
 
@@ -47,9 +44,11 @@ def test_bad_ims_min_context_is_a_clear_error(seeded, monkeypatch):
         seeded.recommend("hi")
 
 
-def test_empty_prompt_is_allowed(seeded):
-    """Constraints alone decide when there is no prompt."""
-    assert seeded.recommend("", min_context_window=1_000_000).model.context_window >= 1_000_000
+@pytest.mark.parametrize("prompt", ["", "   ", None, 42])
+def test_an_empty_or_non_string_prompt_is_refused(seeded, prompt):
+    """recommend() needs a prompt to place, as ask() does: nothing is chosen for nothing."""
+    with pytest.raises(InvalidInputError, match="prompt"):
+        seeded.recommend(prompt)
 
 
 def test_empty_registry_says_to_run_init(kit):
@@ -67,46 +66,3 @@ def test_imported_catalog_is_inactive_and_does_not_change_the_choice(seeded):
     assert seeded.registry.import_catalog().added == ()
     everything = seeded.recommend("hi", include_inactive=True)
     assert len(everything.ranked) > 1_000
-
-
-def test_cli_recommend_json(seeded):
-    """`ims recommend --strategy performance --min-context 50000 --json` prints the ranking."""
-    result = CliRunner().invoke(
-        cli, ["recommend", "--strategy", "performance", "--min-context", "50000", "--json"]
-    )
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
-    assert data["strategy"] == "performance" and data["candidates"][0]["rank"] == 1
-    qualities = [seeded.registry.lookup(c["model_id"]).quality for c in data["candidates"]]
-    assert qualities[0] == max(qualities)
-    assert all(e["excluded_by"] for e in data["excluded"])
-
-
-def test_cli_recommend_reads_strategy_from_env_and_filters_vendor(seeded):
-    """IMS_STRATEGY=balanced with --vendor Anthropic recommends an Anthropic model."""
-    result = CliRunner().invoke(
-        cli,
-        ["recommend", "--prompt", "Refactor this function ...", "--vendor", "Anthropic", "--json"],
-        env={"IMS_STRATEGY": "balanced"},
-    )
-    data = json.loads(result.output)
-    assert data["strategy"] == "balanced"
-    assert seeded.registry.lookup(data["model_id"]).vendor == "Anthropic"
-
-
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--strategy", "cheapest"], "cheapest"),
-        (["--vendor", "Acme"], "unknown vendor 'Acme'"),
-        (["--capability", "telepathy"], "unknown capability 'telepathy'"),
-        (["--min-context", "-3"], "non-negative"),
-        (["--min-context", "ten"], "ten"),
-        (["--min-context", "5000000"], "no model satisfies"),
-    ],
-)
-def test_cli_recommend_bad_input_is_one_line(seeded, args, message):
-    """Bad options exit non-zero with a short message and no traceback."""
-    result = CliRunner().invoke(cli, ["recommend", *args])
-    assert result.exit_code != 0 and message in result.output
-    assert "Traceback" not in result.output
