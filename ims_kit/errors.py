@@ -14,6 +14,7 @@ class ErrorKind(StrEnum):
     CONTEXT_OVERFLOW = "CONTEXT_OVERFLOW"
     INVALID_REQUEST = "INVALID_REQUEST"
     AUTHENTICATION = "AUTHENTICATION"
+    CONFIGURATION = "CONFIGURATION"  # the local set-up refused the call: fix it, then retry
     UNKNOWN = "UNKNOWN"
 
 
@@ -92,8 +93,9 @@ class ProviderError(ImsError):
     """A model call failed: what the provider said, redacted, with what recovery needs.
 
     ``status`` is the HTTP status (None for transport failures, then ``transport`` says
-    which: ``timeout``, ``connect``, ``read``, ``protocol``); ``error_type`` / ``code`` are the
-    provider's own fields; ``retry_after_s`` is the provider's wait hint in seconds.
+    which: ``timeout``, ``connect`` (never reached: refused, DNS, TLS), ``read``, ``protocol``);
+    ``error_type`` / ``code`` are the provider's own fields (``code`` joins every code the body
+    gives); ``retry_after_s`` is the provider's wait hint in seconds, from headers or words.
     """
 
     def __init__(
@@ -110,7 +112,10 @@ class ProviderError(ImsError):
         transport: str | None = None,
         prompt_tokens: int | None = None,
         limit_tokens: int | None = None,
+        output_tokens: int | None = None,
         latency_ms: float | None = None,
+        endpoint: str | None = None,
+        retried_by_provider: bool = False,
     ):
         self.message = message
         self.provider = provider
@@ -121,9 +126,14 @@ class ProviderError(ImsError):
         self.retry_after_s = retry_after_s
         self.request_id = request_id
         self.transport = transport
-        self.prompt_tokens = prompt_tokens
+        self.prompt_tokens = prompt_tokens  # of a context overflow, as the vendor counted
         self.limit_tokens = limit_tokens
+        self.output_tokens = output_tokens  # the answer length it counted in, when it says
         self.latency_ms = latency_ms  # how long the failed exchange took, when known
+        self.endpoint = endpoint  # the base URL the call went to (None: no endpoint)
+        # True when the provider itself already retried before reporting (the gemini CLI
+        # retries 429s and 5xx for minutes): recovery moves on rather than rerun it.
+        self.retried_by_provider = retried_by_provider
         where = f"{provider}/{model}" if model else provider
         what = f"HTTP {status}" if status is not None else (transport or "error")
         super().__init__(f"{where}: {what}: {message}")

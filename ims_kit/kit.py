@@ -13,6 +13,7 @@ from ims_kit.clock import Clock, TimeSource, as_clock
 from ims_kit.db import default_path, file_info, open_db
 from ims_kit.errors import ImsError, InvalidInputError
 from ims_kit.events import EventLog
+from ims_kit.prompts import Prompt, build_prompt
 from ims_kit.records import Answer, ModelSpec
 from ims_kit.recovery import Recovery, RecoveryPolicy
 from ims_kit.registry import Registry
@@ -79,8 +80,11 @@ class Kit:
 
     def recommend(
         self,
-        prompt: str,
+        prompt: str | None = None,
         *,
+        messages: list[dict[str, str]] | None = None,
+        system: str | None = None,
+        provider: str | None = None,
         strategy: str | None = None,
         min_context_window: int | None = None,
         vendors: str | list[str] | None = None,
@@ -91,37 +95,47 @@ class Kit:
         expected_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
         balanced_margin: float = BALANCED_MARGIN,
     ) -> Recommendation:
-        """Which model should handle ``prompt``? Ranked candidates with reasons.
+        """Which model should handle ``prompt`` (or the conversation ``messages``)? Ranked
+        candidates with reasons.
 
         ``strategy`` defaults to ``IMS_STRATEGY``, else cost; ``min_context_window`` to
-        ``IMS_MIN_CONTEXT``, else 10,000. Appends a ``model.queried`` event for the choice.
+        ``IMS_MIN_CONTEXT``, else 10,000. ``provider="simulated"`` reads the breakers of
+        simulated calls. Appends a ``model.queried`` event for the choice.
         """
-        _check_prompt(prompt)
-        request = self._request(
-            prompt,
-            strategy=strategy,
-            min_context_window=min_context_window,
-            vendors=vendors,
-            exclude_vendors=exclude_vendors,
-            capabilities=capabilities,
-            max_cost_usd=max_cost_usd,
-            include_inactive=include_inactive,
-            expected_output_tokens=expected_output_tokens,
-            balanced_margin=balanced_margin,
+        sized = build_prompt(prompt, messages=messages, system=system, caller="recommend")
+        return self._recommend(
+            sized,
+            provider,
+            dict(
+                strategy=strategy,
+                min_context_window=min_context_window,
+                vendors=vendors,
+                exclude_vendors=exclude_vendors,
+                capabilities=capabilities,
+                max_cost_usd=max_cost_usd,
+                include_inactive=include_inactive,
+                expected_output_tokens=expected_output_tokens,
+                balanced_margin=balanced_margin,
+            ),
         )
+
+    def _recommend(
+        self, prompt: Prompt, provider: str | None, constraints: dict[str, Any]
+    ) -> Recommendation:
+        request = self._request(prompt, **{**RECOMMEND_DEFAULTS, **constraints})
         rec = rank(
             self.registry.snapshot(),
             request,
             stats=self._stats(request.strategy),
-            open_circuits=self._open_circuits(),
+            open_circuits=self._open_circuits(simulated=provider == "simulated"),
         )
-        constraints = {
+        shown = {
             "min_context_window": request.min_context_window,
             "vendors": list(request.vendors),
             "exclude_vendors": list(request.exclude_vendors),
             "capabilities": list(request.capabilities),
-            "max_cost_usd": max_cost_usd,
-            "include_inactive": include_inactive,
+            "max_cost_usd": request.max_cost_usd,
+            "include_inactive": request.include_inactive,
         }
         self.events.emit(
             "model.queried",
@@ -129,13 +143,13 @@ class Kit:
             via="recommend",
             strategy=request.strategy,
             prompt_tokens=request.prompt_tokens,
-            constraints={k: v for k, v in constraints.items() if v not in (None, [], False)},
+            constraints={k: v for k, v in shown.items() if v not in (None, [], False)},
         )
         return rec
 
     def _request(
         self,
-        prompt: str,
+        prompt: Prompt,
         *,
         strategy,
         min_context_window,
@@ -149,7 +163,9 @@ class Kit:
     ) -> Request:
         from ims_kit.analysis import analyze
 
-        prompt_tokens = tokens.count(prompt).tokens
+        prompt_tokens = tokens.count_prompt(prompt)
+        if prompt.options.max_tokens is not None:  # the answer can be no longer than this
+            expected_output_tokens = prompt.options.max_tokens
         return Request(
             prompt_tokens=prompt_tokens,
             expected_output_tokens=expected_output_tokens,
@@ -163,61 +179,116 @@ class Kit:
             max_cost_usd=max_cost_usd,
             include_inactive=include_inactive,
             balanced_margin=balanced_margin,
-            task=analyze(prompt, prompt_tokens),
+            task=analyze(prompt.last_user, prompt_tokens),
         )
 
     def ask(
         self,
-        prompt: str,
+        prompt: str | None = None,
         *,
+        messages: list[dict[str, str]] | None = None,
+        system: str | None = None,
         model: str | None = None,
         fallbacks: list[str] | None = None,
         provider: str | None = None,
         max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: str | list[str] | None = None,
+        seed: int | None = None,
+        json_schema: dict[str, Any] | None = None,
         workflow_id: str | None = None,
         **constraints: Any,
     ) -> Answer:
         """Select a model (or use ``model``), call it with recovery, log every attempt.
 
-        ``provider="simulated"`` runs offline on the simulated provider whatever the rows
-        say. ``constraints`` are those of ``recommend`` (strategy, min_context_window, ...).
-        A pinned ``model`` falls back only to the ``fallbacks`` you name.
+        Give a ``prompt`` or a conversation (``messages``, the OpenAI-style list of
+        ``{"role", "content"}``), with ``system`` and the generation options. Every argument
+        is checked before anything is sent (InvalidInputError names the one that is wrong).
+        ``provider="simulated"`` runs offline on the simulated provider whatever the rows say.
+        ``constraints`` are those of ``recommend`` (strategy, min_context_window, ...). A
+        pinned ``model`` falls back only to the ``fallbacks`` you name.
         """
-        _check_prompt(prompt)
-        chain, strategy = self._chain(prompt, model, fallbacks, constraints)
+        sent, chain, strategy, adapter = self._prepare(
+            "ask", locals(), model, fallbacks, provider, constraints
+        )
 
-        def call(spec: ModelSpec, text: str):
-            return self.provider(provider or spec.provider).complete(
-                spec, text, max_tokens=max_tokens
-            )
+        def call(spec: ModelSpec, attempt: Prompt):
+            return adapter(spec).complete(spec, attempt)
 
         return self.recovery.run(
-            chain, call, prompt, strategy=strategy, workflow_id=workflow_id, provider=provider
+            chain,
+            call,
+            sent,
+            strategy=strategy,
+            workflow_id=workflow_id,
+            provider=provider,
+            endpoint_of=lambda spec: _endpoint(adapter(spec), spec),
         )
 
     async def ask_async(
         self,
-        prompt: str,
+        prompt: str | None = None,
         *,
+        messages: list[dict[str, str]] | None = None,
+        system: str | None = None,
         model: str | None = None,
         fallbacks: list[str] | None = None,
         provider: str | None = None,
         max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: str | list[str] | None = None,
+        seed: int | None = None,
+        json_schema: dict[str, Any] | None = None,
         workflow_id: str | None = None,
         **constraints: Any,
     ) -> Answer:
         """``ask`` for async code and Jupyter (``await kit.ask_async(...)``)."""
-        _check_prompt(prompt)
-        chain, strategy = self._chain(prompt, model, fallbacks, constraints)
+        sent, chain, strategy, adapter = self._prepare(
+            "ask_async", locals(), model, fallbacks, provider, constraints
+        )
 
-        async def call(spec: ModelSpec, text: str):
-            return await self.provider(provider or spec.provider).acomplete(
-                spec, text, max_tokens=max_tokens
-            )
+        async def call(spec: ModelSpec, attempt: Prompt):
+            return await adapter(spec).acomplete(spec, attempt)
 
         return await self.recovery.run_async(
-            chain, call, prompt, strategy=strategy, workflow_id=workflow_id, provider=provider
+            chain,
+            call,
+            sent,
+            strategy=strategy,
+            workflow_id=workflow_id,
+            provider=provider,
+            endpoint_of=lambda spec: _endpoint(adapter(spec), spec),
         )
+
+    def _prepare(
+        self,
+        caller: str,
+        args: dict[str, Any],
+        model: str | None,
+        fallbacks: list[str] | None,
+        provider: str | None,
+        constraints: dict[str, Any],
+    ) -> tuple[Prompt, list[ModelSpec], str | None, Any]:
+        """Check every argument, build the Prompt, choose the chain: nothing is sent yet."""
+        sent = build_prompt(
+            args["prompt"],
+            messages=args["messages"],
+            system=args["system"],
+            json_schema=args["json_schema"],
+            caller=caller,
+            **{name: args[name] for name in OPTION_NAMES},
+        )
+        _check_constraints(caller, constraints, model)
+        if provider is not None:
+            self.provider(provider)  # an unknown provider name fails now, before any call
+        chain, strategy = self._chain(sent, model, fallbacks, provider, constraints)
+
+        def adapter(spec: ModelSpec):
+            return self.provider(provider or spec.provider)
+
+        return sent, chain, strategy, adapter
 
     def set_provider(self, name: str, adapter: Any) -> None:
         """Use ``adapter`` for every model whose provider is ``name`` (e.g. custom timeouts)."""
@@ -236,14 +307,15 @@ class Kit:
 
     def _chain(
         self,
-        prompt: str,
+        prompt: Prompt,
         model: str | None,
         fallbacks: list[str] | None,
+        provider: str | None,
         constraints: dict[str, Any],
     ) -> tuple[list[ModelSpec], str | None]:
         if model is not None:
             return [self.registry.lookup(m) for m in [model, *(fallbacks or [])]], None
-        rec = self.recommend(prompt, **constraints)
+        rec = self._recommend(prompt, provider, constraints)
         chain = [c.model for c in rec.ranked]
         if fallbacks is not None:
             chain = chain[:1] + [self.registry.lookup(m) for m in fallbacks]
@@ -255,7 +327,7 @@ class Kit:
         """The chain for ``execute_with_recovery``: the model, then the named fallbacks or,
         by default, the selector's ranking for the prompt."""
         if fallbacks is not None:
-            return self._chain(prompt, model_id, fallbacks, {})[0]
+            return [self.registry.lookup(m) for m in [model_id, *fallbacks]]
         first = self.registry.lookup(model_id)
         try:
             ranked = [c.model for c in self.recommend(prompt).ranked]
@@ -267,9 +339,19 @@ class Kit:
         """Observed success and latency per model, for the strategies that use them."""
         return self.usage.model_stats() if strategy in ("performance", "latency") else {}
 
-    def _open_circuits(self) -> dict[str, str]:
-        """Model id -> when its open circuit lets a probe through."""
-        return self.circuits.unavailable()
+    def _open_circuits(self, *, simulated: bool = False) -> dict[str, str]:
+        """Model id -> when its open circuit (or its endpoint's) lets a probe through; the
+        breakers of simulated calls when ``simulated``."""
+        blocked = self.circuits.unavailable(simulated=simulated)
+        endpoints = {} if simulated else self.circuits.unavailable(scope="endpoint")
+        if endpoints:
+            from ims_kit.providers import endpoint_of
+
+            for spec in self.registry.snapshot():
+                where = endpoint_of(spec)
+                if where in endpoints and spec.model_id not in blocked:
+                    blocked[spec.model_id] = f"{endpoints[where]} (endpoint {where})"
+        return blocked
 
     def metrics(self) -> dict[str, Any]:
         """The seed's ``/metrics`` figures: registry size and query counts, per vendor and model."""
@@ -371,11 +453,41 @@ def _names(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
-def _check_prompt(prompt: Any) -> None:
-    if not isinstance(prompt, str):
-        raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
-    if not prompt.strip():
-        raise InvalidInputError("the prompt is empty: there is nothing to ask")
+OPTION_NAMES = ("max_tokens", "temperature", "top_p", "stop", "seed")
+RECOMMEND_DEFAULTS: dict[str, Any] = {
+    "strategy": None,
+    "min_context_window": None,
+    "vendors": None,
+    "exclude_vendors": None,
+    "capabilities": None,
+    "max_cost_usd": None,
+    "include_inactive": False,
+    "expected_output_tokens": DEFAULT_OUTPUT_TOKENS,
+    "balanced_margin": BALANCED_MARGIN,
+}
+
+
+def _endpoint(adapter: Any, spec: ModelSpec) -> str | None:
+    """The adapter's endpoint for this model; None for an adapter that has no notion of one."""
+    where = getattr(adapter, "endpoint", None)
+    return where(spec) if callable(where) else None
+
+
+def _check_constraints(caller: str, constraints: dict[str, Any], model: str | None) -> None:
+    """Unknown keywords and constraints beside a pinned model are errors, named, up front."""
+    unknown = sorted(set(constraints) - set(RECOMMEND_DEFAULTS))
+    if unknown:
+        raise InvalidInputError(
+            f"{caller}() got an unknown argument {unknown[0]!r}; it takes prompt, messages,"
+            f" system, model, fallbacks, provider, {', '.join(OPTION_NAMES)}, json_schema,"
+            f" workflow_id and the constraints of recommend(): {', '.join(RECOMMEND_DEFAULTS)}"
+        )
+    given = [k for k, v in constraints.items() if v not in (None, [], (), False)]
+    if model is not None and given:
+        raise InvalidInputError(
+            f"{caller}(model=...) calls that model: {', '.join(given)} choose a model and"
+            " apply only without model="
+        )
 
 
 def _env_strategy() -> str:

@@ -156,6 +156,39 @@ def m006_usage_request(db: Database) -> None:
     db.execute("ALTER TABLE usage ADD COLUMN request_id TEXT")
 
 
+@migrations()
+def m007_circuit_scopes(db: Database) -> None:
+    """Breakers for endpoints as well as models, and for simulated calls apart from real ones:
+    a refused connection rules out every model behind that base URL, and neither a real outage
+    nor a simulated fault may close the door on the other. The key becomes (model_id, scope,
+    simulated); existing rows are real model breakers."""
+    _run(
+        db,
+        """
+        CREATE TABLE circuits_scoped (
+            model_id TEXT NOT NULL,                -- the model id, or an endpoint's base URL
+            state TEXT NOT NULL DEFAULT 'closed',  -- closed | open | half_open
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            opened_at TEXT,
+            last_error_kind TEXT,
+            updated TEXT NOT NULL,
+            probe_started_at TEXT,
+            retry_at TEXT,
+            scope TEXT NOT NULL DEFAULT 'model',   -- model | endpoint
+            simulated INTEGER NOT NULL DEFAULT 0,  -- 1: the breaker of simulated calls
+            PRIMARY KEY (model_id, scope, simulated)
+        );
+        INSERT INTO circuits_scoped (model_id, state, consecutive_failures, opened_at,
+                                     last_error_kind, updated, probe_started_at, retry_at)
+            SELECT model_id, state, consecutive_failures, opened_at, last_error_kind, updated,
+                   probe_started_at, CASE WHEN state = 'closed' THEN NULL ELSE retry_at END
+            FROM circuits;
+        DROP TABLE circuits;
+        ALTER TABLE circuits_scoped RENAME TO circuits
+        """,
+    )
+
+
 def _run(db: Database, script: str) -> None:
     """Execute statements one by one: ``executescript`` would COMMIT the step's transaction."""
     for statement in script.split(";"):

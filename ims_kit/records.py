@@ -334,6 +334,7 @@ class Answer:
     finish_reason: str | None = None
     request_id: str | None = None  # ims_kit's id of this request: every attempt's row has it
     vendor_request_id: str | None = None  # the provider's id for the answering exchange
+    vendor_model: str | None = None  # the vendor's name of the model that answered
     attempts: tuple[Attempt, ...] = ()
     truncated: bool = False
 

@@ -47,8 +47,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ims_kit.errors import InvalidInputError
+from ims_kit.prompts import Prompt
 
-__all__ = ["DEFAULT_MARKER", "TokenCount", "count", "estimate", "truncate"]
+__all__ = [
+    "DEFAULT_MARKER",
+    "TokenCount",
+    "count",
+    "count_prompt",
+    "estimate",
+    "truncate",
+    "truncate_prompt",
+]
 
 DEFAULT_MARKER = "\n[... truncated by ims_kit ...]\n"
 
@@ -237,3 +246,37 @@ def _truncate_estimated(text: str, max_tokens: int, marker: str) -> str:
     i = _longest(lambda n: estimate(text[:n]) <= h, size)
     j = _longest(lambda n: estimate(text[size - n :]) <= t, size - i)
     return text[:i] + marker + text[size - j :] if j else text[:i] + marker
+
+
+def count_prompt(prompt: Prompt, model: str | None = None) -> int:
+    """The tokens of everything a prompt sends: the system prompt and every turn."""
+    parts = [prompt.system] if prompt.system else []
+    return sum(
+        count(text, model).tokens for text in [*parts, *(m.content for m in prompt.messages)]
+    )
+
+
+def truncate_prompt(prompt: Prompt, max_tokens: int, model: str | None = None) -> Prompt:
+    """``prompt`` cut to at most about ``max_tokens``: the system prompt and the latest turns
+    are kept, the oldest turns cut first; a latest turn too long on its own keeps its start
+    and end (``truncate``). The kept conversation still starts with a user turn."""
+    if max_tokens < 0:
+        raise InvalidInputError(f"max_tokens must be >= 0, got {max_tokens}")
+    if count_prompt(prompt, model) <= max_tokens:
+        return prompt
+    budget = max(1, max_tokens - (count(prompt.system, model).tokens if prompt.system else 0))
+    kept: list = []
+    for message in reversed(prompt.messages):
+        size = count(message.content, model).tokens
+        if size <= budget:
+            kept.insert(0, message)
+            budget -= size
+        elif not kept:  # the latest turn alone is too long: cut inside it
+            shorter = truncate(message.content, budget, model)
+            kept.insert(0, type(message)(message.role, shorter))
+            budget = 0
+        else:
+            break
+    while len(kept) > 1 and kept[0].role != "user":
+        kept.pop(0)
+    return prompt.with_messages(kept)

@@ -124,11 +124,11 @@ def test_dashboard_renders_metrics_and_charts_in_chromium(chromium, dashboard):
             page.screenshot(path=str(ARTIFACTS / "dashboard-overview.png"))
 
             page.goto(f"{url}/cost", wait_until="domcontentloaded")
-            unpriced = page.locator("[data-testid='stMetric']", has_text="Unpriced calls")
+            unpriced = page.locator("[data-testid='stMetric']", has_text="Unpriced attempts")
             unpriced.wait_for(timeout=60_000)
             page.locator("[data-testid='stPlotlyChart'] .main-svg").nth(2).wait_for(timeout=60_000)
             shown = unpriced.locator("[data-testid='stMetricValue']").inner_text()
-            assert shown.strip() == f"{figures['unpriced_requests']:,}"
+            assert shown.strip() == f"{figures['unpriced_attempts']:,}"
             page.screenshot(path=str(ARTIFACTS / "dashboard-cost.png"))
         finally:
             browser.close()

@@ -166,3 +166,34 @@ def test_retry_time_is_the_openers_not_the_readers(kit, clock):
     clock.advance(5.001)
     assert "m" not in reader.unavailable()
     assert reader.allow("m").probe
+
+
+def test_endpoint_and_simulated_breakers_are_apart_from_the_models(breaker, clock):
+    """(name, scope, simulated) is the key: opening one never opens another of the same name."""
+    from ims_kit.errors import ErrorKind as EK
+
+    for _ in range(3):
+        breaker.record_failure(breaker.allow("m", simulated=True), EK.OVERLOAD)
+        breaker.record_failure(breaker.allow("http://h/v1", scope="endpoint"), EK.OVERLOAD)
+    assert breaker.allow("m") is not None  # the real model's breaker is closed
+    assert breaker.allow("m", simulated=True) is None
+    assert breaker.unavailable() == {}
+    assert set(breaker.unavailable(simulated=True)) == {"m"}
+    assert set(breaker.unavailable(scope="endpoint")) == {"http://h/v1"}
+    assert breaker.get("m", simulated=True)["state"] == "open"
+    assert breaker.get("m") is None
+    assert set(breaker.status()) == {"m [simulated]", "http://h/v1"}
+
+
+def test_a_closed_circuit_has_no_retry_time(breaker, clock):
+    """After the probe closes it, the breaker shows neither an opening nor a retry time."""
+    from ims_kit.errors import ErrorKind as EK
+
+    for _ in range(3):
+        breaker.record_failure(breaker.allow("m"), EK.OVERLOAD)
+    opened = breaker.get("m")
+    assert opened["retry_at"] > opened["opened_at"]
+    clock.advance(61)
+    breaker.record_success(breaker.allow("m"))
+    closed = breaker.get("m")
+    assert (closed["state"], closed["opened_at"], closed["retry_at"]) == ("closed", None, None)

@@ -143,7 +143,7 @@ def test_success(vendor, make, server):
     if vendor != "gemini":  # Gemini's id is the body's responseId, not a header
         assert result.request_id == req.request_id
     assert result.latency_ms > 0
-    assert result.model == spec_for(vendor).model_id
+    assert result.model == API_MODELS[vendor]  # the vendor's own name of what answered
     assert (req.method, req.path, req.model) == ("POST", PATHS[vendor], API_MODELS[vendor])
 
 
@@ -250,7 +250,9 @@ ERRORS = [  # (vendor, fault factory, expected fields)
      {"status": 429, "retry_after_s": 3.0}),
     ("openai", lambda: vs.openai_rate_limit(retry_after_ms="soon", retry_after="2"),
      {"retry_after_s": 2.0}),
-    ("openai", lambda: vs.openai_rate_limit(), {"status": 429, "retry_after_s": None}),
+    ("openai", lambda: vs.openai_rate_limit(), {"status": 429, "retry_after_s": 2.0}),  # words
+    ("openai", lambda: vs.openai_rate_limit(hint="644ms"), {"retry_after_s": 0.644}),
+    ("openai", lambda: vs.openai_rate_limit(hint=None), {"status": 429, "retry_after_s": None}),
     ("openai", vs.openai_insufficient_quota,
      {"status": 429, "error_type": "insufficient_quota", "code": "insufficient_quota",
       "retry_after_s": None}),
@@ -280,7 +282,7 @@ ERRORS = [  # (vendor, fault factory, expected fields)
     ("anthropic", vs.anthropic_api_error, {"status": 500, "error_type": "api_error"}),
     ("gemini", lambda: vs.gemini_quota(),
      {"status": 429, "error_type": "RESOURCE_EXHAUSTED", "retry_after_s": 17.0,
-      "code": "GenerateRequestsPerMinutePerProjectPerModel"}),
+      "code": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}),
     ("gemini", lambda: vs.gemini_quota(per_day=True, retry_delay="1.5s"),
      {"status": 429, "retry_after_s": 1.5,
       "code": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}),
@@ -289,6 +291,12 @@ ERRORS = [  # (vendor, fault factory, expected fields)
     ("gemini", vs.gemini_invalid_key,
      {"status": 400, "error_type": "INVALID_ARGUMENT", "code": "API_KEY_INVALID"}),
     ("gemini", vs.gemini_overloaded, {"status": 503, "error_type": "UNAVAILABLE"}),
+    ("gemini", lambda: vs.gemini_quota(violations=("PerMinute", "PerMinute", "PerDay")),
+     {"code": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier,"
+              "GenerateRequestsPerMinutePerProjectPerModel-FreeTier,"
+              "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}),
+    ("anthropic", lambda: vs.anthropic_context_limit(199759, 8192),
+     {"status": 400, "prompt_tokens": 199759, "limit_tokens": 200000, "output_tokens": 8192}),
     ("gemini", vs.gemini_too_many_tokens,
      {"status": 400, "error_type": "INVALID_ARGUMENT", "code": None, "prompt_tokens": 1200000,
       "limit_tokens": 1048576}),
@@ -317,8 +325,8 @@ def test_error_shapes(vendor, fault, expected, make, server):
 @pytest.mark.parametrize(
     ("vendor", "fault"),
     [
-        ("openai", lambda v: vs.openai_rate_limit(retry_after_ms=v)),
-        ("openai", lambda v: vs.openai_rate_limit(retry_after=v)),
+        ("openai", lambda v: vs.openai_rate_limit(retry_after_ms=v, hint=None)),
+        ("openai", lambda v: vs.openai_rate_limit(retry_after=v, hint=None)),
         ("anthropic", lambda v: vs.anthropic_rate_limit(v)),
     ],
 )
@@ -451,7 +459,7 @@ def test_openai_compatible_key_is_optional(make, server, monkeypatch):
     )
     provider = make("openai_compatible")
     result = provider.complete(spec, "hi", max_tokens=5)
-    assert result.model == "llama-3.1-8b" and result.text == "echo: hi"
+    assert result.model == "llama3.1:8b" and result.text == "echo: hi"
     req = server.requests[-1]
     assert "authorization" not in req.headers
     assert req.json["model"] == "llama3.1:8b" and req.json["max_tokens"] == 5

@@ -109,11 +109,15 @@ def _oai(status: int, message: Any, type_: str, code: str | None, param: str | N
     return Fault(status, body)
 
 
-def openai_rate_limit(retry_after_ms: Any = None, retry_after: Any = None) -> Fault:
-    """429 rate_limit_exceeded; header values are sent verbatim (e.g. "soon", "-5", "nan")."""
+def openai_rate_limit(
+    retry_after_ms: Any = None, retry_after: Any = None, hint: str | None = "2s"
+) -> Fault:
+    """429 rate_limit_exceeded; header values are sent verbatim (e.g. "soon", "-5", "nan");
+    ``hint`` is the message's "Please try again in ..." (None: the message gives none)."""
+    wait = f" Please try again in {hint}." if hint else ""
     msg = lambda r: (  # noqa: E731
         f"Rate limit reached for {r.model} in organization org-vendorserver on tokens per min "
-        "(TPM): Limit 30000, Used 29000, Requested 2000. Please try again in 2s. Visit "
+        f"(TPM): Limit 30000, Used 29000, Requested 2000.{wait} Visit "
         "https://platform.openai.com/account/rate-limits to learn more."
     )
     hdrs = {"retry-after-ms": retry_after_ms, "retry-after": retry_after}
@@ -198,6 +202,16 @@ def anthropic_rate_limit(retry_after: Any = "7") -> Fault:
     return _ant(429, "rate_limit_error", msg, hdrs)
 
 
+def anthropic_context_limit(input_tokens: int, max_tokens: int, limit: int = 200_000) -> Fault:
+    """400 invalid_request_error: the input and max_tokens together exceed the window."""
+    return _ant(
+        400,
+        "invalid_request_error",
+        f"input length and `max_tokens` exceed context limit: {input_tokens} + {max_tokens} >"
+        f" {limit}, decrease input length or `max_tokens` and try again",
+    )
+
+
 anthropic_overloaded = _fixed(_ant(529, "overloaded_error", "Overloaded"))
 anthropic_prompt_too_long = _fixed(
     _ant(400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum")
@@ -226,22 +240,36 @@ def _gem(status: int, rpc_status: str, message: Any, details: list | None = None
     return Fault(status, body)
 
 
-def gemini_quota(per_day: bool = False, retry_delay: str | None = "17s") -> Fault:
-    """429 RESOURCE_EXHAUSTED with a QuotaFailure (per-minute or per-day) and RetryInfo."""
-    if per_day:
-        quota_id, limit = "GenerateRequestsPerDayPerProjectPerModel-FreeTier", "200"
-    else:
-        quota_id, limit = "GenerateRequestsPerMinutePerProjectPerModel", "15"
-    violation = {
-        "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
-        "quotaId": quota_id,
-        "quotaDimensions": {"location": "global", "model": "gemini-2.0-flash"},
-        "quotaValue": limit,
-    }
+_QUOTA_IDS = {
+    "PerMinute": ("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "15"),
+    "TokensPerMinute": ("GenerateContentInputTokensPerModelPerMinute-FreeTier", "250000"),
+    "PerDay": ("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "200"),
+}
+
+
+def gemini_quota(
+    per_day: bool = False,
+    retry_delay: str | None = "17s",
+    violations: tuple[str, ...] | None = None,
+    long_message: bool = False,
+) -> Fault:
+    """429 RESOURCE_EXHAUSTED with a QuotaFailure and RetryInfo. ``violations`` lists the
+    quotas exceeded in order (``PerMinute``, ``TokensPerMinute``, ``PerDay``); ``long_message``
+    is the 2026 wording that names every exceeded metric (well over 300 characters)."""
+    kinds = violations or (("PerDay",) if per_day else ("PerMinute",))
+    listed = [
+        {
+            "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+            "quotaId": _QUOTA_IDS[kind][0],
+            "quotaDimensions": {"location": "global", "model": "gemini-2.0-flash"},
+            "quotaValue": _QUOTA_IDS[kind][1],
+        }
+        for kind in kinds
+    ]
     rpc = "type.googleapis.com/google.rpc."
     link = {"description": "Learn more about Gemini API quotas", "url": _GEMINI_RATE_DOCS}
     details: list = [
-        {"@type": rpc + "QuotaFailure", "violations": [violation]},
+        {"@type": rpc + "QuotaFailure", "violations": listed},
         {"@type": rpc + "Help", "links": [link]},
     ]
     if retry_delay is not None:
@@ -250,6 +278,14 @@ def gemini_quota(per_day: bool = False, retry_delay: str | None = "17s") -> Faul
         "You exceeded your current quota, please check your plan and billing details. For more "
         f"information on this error, head to: {_GEMINI_RATE_DOCS}."
     )
+    if long_message:
+        msg += " To monitor your current usage, head to: https://ai.dev/rate-limit. " + "".join(
+            f"\n* Quota exceeded for metric: {v['quotaMetric']}, limit: {v['quotaValue']},"
+            " model: gemini-2.0-flash"
+            for v in listed
+        )
+        if retry_delay:
+            msg += f"\nPlease retry in {retry_delay}."
     return _gem(429, "RESOURCE_EXHAUSTED", msg, details)
 
 

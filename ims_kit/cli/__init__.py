@@ -5,7 +5,6 @@ Each module here adds its commands to the one group in ``base``.
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from ims_kit.cli import calls, gemini, registry, simulate, status, workflows  # noqa: F401
@@ -16,8 +15,6 @@ __all__ = ["cli", "main"]
 
 def main() -> None:
     """Entry point of the ``ims`` console script."""
-    # stamina logs every scheduled retry at WARNING; ims reports retries itself.
-    logging.getLogger("stamina").setLevel(logging.ERROR)
     try:
         cli(prog_name="ims")
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import click
@@ -40,8 +41,20 @@ def echo_json(value: Any) -> None:
 
 @click.group(cls=ImsGroup)
 @click.version_option(package_name="ims_kit")
-def cli() -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Say what recovery does (retries, waits, fallbacks) on stderr; -vv for more.",
+)
+def cli(verbose: int) -> None:
     """ims_kit: choose, call and watch LLM models.
 
     The database is IMS_DB if set, else ~/.local/share/ims_kit/ims.db.
     """
+    if verbose:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("ims: %(message)s"))
+        root = logging.getLogger("ims_kit")
+        root.addHandler(handler)
+        root.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)

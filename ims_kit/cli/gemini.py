@@ -15,15 +15,25 @@ from ims_kit.cli.base import cli
 @click.option(
     "--no-fallback", is_flag=True, help="Fail rather than switch to the next Gemini model."
 )
-def gemini(prompt: str, passthrough: tuple[str, ...], no_fallback: bool) -> None:
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds one run of the CLI may take before it is stopped. [env: IMS_GEMINI_TIMEOUT_S,"
+    " default 180]",
+)
+def gemini(
+    prompt: str, passthrough: tuple[str, ...], no_fallback: bool, timeout_s: float | None
+) -> None:
     """Ask PROMPT through Google's gemini CLI, on the Gemini model ims selects.
 
     The model follows IMS_STRATEGY (default cost) and IMS_MIN_CONTEXT (default 10000); every
-    run is logged with its tokens and cost. On a failure such as an exhausted quota, ims says
-    so on stderr and switches to the next Gemini model (unless --no-fallback). Arguments after
-    `--` go to gemini unchanged (`ims gemini "Generate code" -- --yolo`); piped input is given
-    to gemini as context; PROMPT '-' reads the prompt from stdin. Exits with gemini's own exit
-    code when no model answers. The executable is IMS_GEMINI_BIN, else `gemini` on PATH.
+    run is logged with its tokens and cost, and goes through the same recovery as `ims ask`:
+    on a failure such as an exhausted quota, ims says so on stderr and switches to the next
+    Gemini model (unless --no-fallback). Arguments after `--` go to gemini unchanged
+    (`ims gemini "Generate code" -- --yolo`); piped input is given to gemini as context;
+    PROMPT '-' reads the prompt from stdin. Exits with gemini's own exit code when no model
+    answers. The executable is IMS_GEMINI_BIN, else `gemini` on PATH.
     """
     from ims_kit import gemini_cli
 
@@ -38,6 +48,7 @@ def gemini(prompt: str, passthrough: tuple[str, ...], no_fallback: bool) -> None
             passthrough=passthrough,
             fallback=not no_fallback,
             stdin=piped,
+            timeout_s=timeout_s,
             notify=lambda message: click.echo(f"ims: {message}", err=True),
         )
     except gemini_cli.GeminiCliFailed as exc:

@@ -18,11 +18,13 @@ if TYPE_CHECKING:
 __all__ = [
     "PROVIDER_KEYS",
     "AnthropicProvider",
+    "GeminiCliProvider",
     "GeminiProvider",
     "HTTPProvider",
     "OpenAIProvider",
     "Provider",
     "SimulatedProvider",
+    "endpoint_of",
     "find_key_variable",
     "get_provider",
     "parse_retry_after",
@@ -41,6 +43,7 @@ _KEY_FALLBACKS = {"gemini": ("GOOGLE_API_KEY",)}  # read when the main variable 
 _ADAPTERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "anthropic": ("anthropic", "AnthropicProvider", {}),
     "gemini": ("gemini", "GeminiProvider", {}),
+    "gemini_cli": ("gemini_cli", "GeminiCliProvider", {}),
     "openai": ("openai", "OpenAIProvider", {}),
     "openai_compatible": ("openai", "OpenAIProvider", {"compatible": True}),
     "simulated": ("simulated", "SimulatedProvider", {}),
@@ -54,6 +57,7 @@ _LAZY = {
     "SimulatedProvider": "simulated",
     "parse_retry_after": "base",
     "redact": "base",
+    "GeminiCliProvider": "gemini_cli",
 }
 
 
@@ -66,6 +70,17 @@ def get_provider(name: str, **kw: Any) -> Provider:
         raise InvalidInputError(f"unknown provider {name!r}; known: {known}") from None
     adapter = getattr(importlib.import_module(f"ims_kit.providers.{module}"), cls)
     return adapter(**{**defaults, **kw})
+
+
+_SHARED: dict[str, Provider] = {}
+
+
+def endpoint_of(spec: Any) -> str | None:
+    """Where a model's calls go (its adapter's base URL), None without an endpoint."""
+    adapter = _SHARED.get(spec.provider)
+    if adapter is None:
+        adapter = _SHARED[spec.provider] = get_provider(spec.provider)
+    return adapter.endpoint(spec)
 
 
 def find_key_variable(provider: str) -> str | None:

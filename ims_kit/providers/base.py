@@ -1,162 +1,74 @@
-"""What the HTTP adapters share: pooled clients, timeouts, transport errors, Retry-After, redaction.
+"""What the HTTP adapters share: pooled clients, timeouts, transport errors, the error body.
 
-An adapter supplies three pure hooks (``build_request``, ``parse_success``, ``error_fields``);
+An adapter supplies its pure hooks (``build_request``, ``parse_success``, ``base_url``);
 ``HTTPProvider`` runs them over a reused ``httpx.Client`` (``complete``) or a lazily created
-``httpx.AsyncClient`` (``acomplete``). Providers never retry, log or read the registry: they
-turn one exchange into a ``Completion`` or a ``ProviderError`` and leave the rest to recovery.
+``httpx.AsyncClient`` (``acomplete``). Error bodies of every vendor are read by
+``ims_kit.vendor_errors``. Providers never retry, log or read the registry: they turn one
+exchange into a ``Completion`` or a ``ProviderError`` and leave the rest to recovery.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import functools
 import json
-import math
 import os
-import re
 import ssl
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
 from ims_kit.errors import MissingKeyError, ProviderError
+from ims_kit.prompts import Prompt, as_prompt
 from ims_kit.records import Completion, ModelSpec
+from ims_kit.vendor_errors import (
+    clean_text,
+    error_fields,
+    overflow,
+    overflow_tokens,
+    parse_retry_after,
+    redact,
+)
 
-REDACTED = "[redacted]"
-_SECRET_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
-_KEY_LIKE = re.compile(
-    r"(?<![A-Za-z0-9])(?:sk-[A-Za-z0-9_\-*]{6,}|AIza[0-9A-Za-z_\-]{16,})"  # vendor keys
-    r"|[A-Za-z0-9_\-]+\*{4,}[A-Za-z0-9_\-]*"  # a masked echo such as sk-abc12*****wxyz
-    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=\-]{8,}"
-)
-_OVERFLOW = (  # (pattern, group of the prompt's tokens, group of the limit)
-    (r"maximum context length is ([\d,]+) tokens.*?resulted in ([\d,]+) tokens", 2, 1),  # OpenAI
-    (r"limit of ([\d,]+) tokens.*?resulted in ([\d,]+) tokens", 2, 1),  # OpenAI, newer wording
-    (r"prompt is too long: ([\d,]+) tokens > ([\d,]+) maximum", 1, 2),  # Anthropic
-    (r"input token count \(([\d,]+)\) exceeds the maximum[^(]*\(([\d,]+)\)", 1, 2),  # Gemini
-)
-_OVERFLOW_RE = [(re.compile(p, re.I | re.S), a, b) for p, a, b in _OVERFLOW]
-_GEMINI_DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
-_TAG = re.compile(r"<[^>]*>")
-_SPACE = re.compile(r"\s+")
+__all__ = [
+    "HTTPProvider",
+    "Provider",
+    "clean_text",
+    "env",
+    "overflow_tokens",
+    "parse_retry_after",
+    "redact",
+    "require_key",
+    "secrets_of",
+]
+
 MAX_MESSAGE_CHARS = 1000
+_SECRET_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
 
 
 @runtime_checkable
 class Provider(Protocol):
-    """What ``Kit`` and recovery call: one model call, sync or async, and cleanup."""
+    """What ``Kit`` and recovery call: one model call, sync or async, and cleanup.
+
+    ``prompt`` is a ``Prompt`` (or a string: one user turn). ``endpoint(spec)`` is where the
+    call goes (a base URL), None when there is no endpoint to fail (the simulator).
+    """
 
     name: str
 
-    def complete(
-        self,
-        spec: ModelSpec,
-        prompt: str,
-        *,
-        max_tokens: int | None = None,
-        system: str | None = None,
-    ) -> Completion: ...
+    def complete(self, spec: ModelSpec, prompt: Prompt | str) -> Completion: ...
 
-    async def acomplete(
-        self,
-        spec: ModelSpec,
-        prompt: str,
-        *,
-        max_tokens: int | None = None,
-        system: str | None = None,
-    ) -> Completion: ...
+    async def acomplete(self, spec: ModelSpec, prompt: Prompt | str) -> Completion: ...
+
+    def endpoint(self, spec: ModelSpec) -> str | None: ...
 
     def close(self) -> None: ...
 
     async def aclose(self) -> None: ...
-
-
-def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """``text`` with the exact ``secrets`` and any key-looking token replaced by ``[redacted]``.
-
-    Secrets shorter than 4 characters are not treated as secrets (replacing them would shred
-    the message without protecting anything).
-    """
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return _KEY_LIKE.sub(REDACTED, text)
-
-
-def parse_retry_after(
-    headers: Mapping[str, str], body: Any = None, *, now: datetime | None = None
-) -> float | None:
-    """The provider's wait hint in seconds, or None when absent or malformed.
-
-    Tried in order: ``retry-after-ms`` (milliseconds), ``retry-after`` (seconds or an HTTP
-    date, measured from ``now``), Gemini's ``RetryInfo.retryDelay`` in the JSON error ``body``.
-    """
-    lower = {k.lower(): v for k, v in headers.items()}
-    ms = _non_negative(lower.get("retry-after-ms"))
-    if ms is not None:
-        return ms / 1000
-    value = lower.get("retry-after")
-    seconds = _non_negative(value)
-    if seconds is not None:
-        return seconds
-    if value and not _looks_numeric(value):
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            when = None
-        if when is not None:
-            when = when if when.tzinfo else when.replace(tzinfo=UTC)
-            return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-    return _gemini_retry_delay(body)
-
-
-def _looks_numeric(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _non_negative(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
-
-
-def _gemini_retry_delay(body: Any) -> float | None:
-    error = body.get("error") if isinstance(body, dict) else None
-    details = error.get("details") if isinstance(error, dict) else None
-    for detail in details if isinstance(details, list) else ():
-        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith(".RetryInfo"):
-            m = _GEMINI_DELAY.match(str(detail.get("retryDelay", "")))
-            return float(m.group(1)) if m else None
-    return None
-
-
-def overflow_tokens(message: str) -> tuple[int | None, int | None]:
-    """(prompt tokens, limit) read from a context-overflow message of any of the three vendors."""
-    for pattern, prompt_group, limit_group in _OVERFLOW_RE:
-        m = pattern.search(message)
-        if m:
-            prompt, limit = m.group(prompt_group, limit_group)
-            return int(prompt.replace(",", "")), int(limit.replace(",", ""))
-    return None, None
-
-
-def clean_text(text: str, limit: int = 200) -> str:
-    """A non-JSON body (an HTML error page) as one short line of text."""
-    line = _SPACE.sub(" ", _TAG.sub(" ", text)).strip()
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def env(*names: str) -> str | None:
@@ -202,8 +114,17 @@ class HTTPProvider:
         )
 
     # ------------------------------------------------------------------ hooks (pure)
+    def base_url(self, spec: ModelSpec) -> str:
+        """Where this model's calls go: the row's base URL, else the environment's, else the
+        vendor's own."""
+        raise NotImplementedError
+
+    def endpoint(self, spec: ModelSpec) -> str:
+        """The endpoint a failed connection rules out: the base URL."""
+        return self.base_url(spec)
+
     def build_request(
-        self, spec: ModelSpec, prompt: str, max_tokens: int | None, system: str | None
+        self, spec: ModelSpec, prompt: Prompt
     ) -> tuple[str, dict[str, str], dict[str, Any]]:
         """(url, headers, JSON body) of the call; raises ``MissingKeyError`` before any I/O."""
         raise NotImplementedError
@@ -212,46 +133,30 @@ class HTTPProvider:
         """Completion fields (text, tokens_in, tokens_out, finish_reason, request_id)."""
         raise NotImplementedError
 
-    def error_fields(self, data: dict[str, Any]) -> dict[str, Any]:
-        """From a JSON error body: message, error_type, code (and request_id if it has one)."""
-        raise NotImplementedError
-
     # ------------------------------------------------------------------ calls
-    def complete(
-        self,
-        spec: ModelSpec,
-        prompt: str,
-        *,
-        max_tokens: int | None = None,
-        system: str | None = None,
-    ) -> Completion:
-        """Call the model once; a ``Completion`` or a ``ProviderError`` (never retried here)."""
-        url, headers, body = self.build_request(spec, prompt, max_tokens, system)
+    def complete(self, spec: ModelSpec, prompt: Prompt | str, **options: Any) -> Completion:
+        """Call the model once; a ``Completion`` or a ``ProviderError`` (never retried here).
+
+        A string ``prompt`` is one user turn; ``max_tokens=`` and ``system=`` go with it."""
+        url, headers, body = self.build_request(spec, as_prompt(prompt, **options))
         client = self._client or self._sync_client()
         start = time.perf_counter()
         try:
             response = client.post(url, headers=headers, json=body)
         except httpx.RequestError as exc:
-            raise self.transport_error(exc, url, spec.model_id, headers) from None
+            raise self.transport_error(exc, url, spec, headers) from None
         latency_ms = (time.perf_counter() - start) * 1000
         return self._finish(response, latency_ms, spec.model_id, headers)
 
-    async def acomplete(
-        self,
-        spec: ModelSpec,
-        prompt: str,
-        *,
-        max_tokens: int | None = None,
-        system: str | None = None,
-    ) -> Completion:
+    async def acomplete(self, spec: ModelSpec, prompt: Prompt | str, **options: Any) -> Completion:
         """``complete`` for async code, on an ``httpx.AsyncClient`` bound to the running loop."""
-        url, headers, body = self.build_request(spec, prompt, max_tokens, system)
+        url, headers, body = self.build_request(spec, as_prompt(prompt, **options))
         client = self._async_client()
         start = time.perf_counter()
         try:
             response = await client.post(url, headers=headers, json=body)
         except httpx.RequestError as exc:
-            raise self.transport_error(exc, url, spec.model_id, headers) from None
+            raise self.transport_error(exc, url, spec, headers) from None
         latency_ms = (time.perf_counter() - start) * 1000
         return self._finish(response, latency_ms, spec.model_id, headers)
 
@@ -292,7 +197,8 @@ class HTTPProvider:
                 error_type="invalid_response",
                 request_id=response.headers.get(self.request_id_header),
             ) from None
-        return Completion(**fields, latency_ms=latency_ms, model=model)
+        fields["model"] = fields.get("model") or model  # the vendor's name for what answered
+        return Completion(**fields, latency_ms=latency_ms)
 
     def parse_error(
         self,
@@ -308,36 +214,37 @@ class HTTPProvider:
             data = json.loads(body_text) if body_text else None
         except ValueError:
             data = None
-        fields: dict[str, Any] = {}
-        if isinstance(data, dict):
-            try:
-                fields = self.error_fields(data)
-            except (LookupError, TypeError, AttributeError):
-                fields = {}
-        message = fields.pop("message", None)
+        fields = error_fields(data)
+        message = fields.get("message")
         if not isinstance(message, str) or not message.strip():
             message = clean_text(body_text) if data is None else clean_text(body_text, 300)
-        message = message or _reason(status)
-        request_id = fields.pop("request_id", None) or headers.get(self.request_id_header)
-        prompt_tokens, limit_tokens = overflow_tokens(message)
+        message = redact(message or _reason(status), secrets)
+        request_id = fields.get("request_id") or headers.get(self.request_id_header)
+        counts = overflow(message)
         return ProviderError(
-            redact(message[:MAX_MESSAGE_CHARS], secrets),
+            message[:MAX_MESSAGE_CHARS],
             provider=self.name,
             model=model,
             status=status,
             error_type=fields.get("error_type"),
             code=fields.get("code"),
-            retry_after_s=parse_retry_after(headers, data),
+            retry_after_s=parse_retry_after(headers, data, message=message),
             request_id=request_id,
-            prompt_tokens=prompt_tokens,
-            limit_tokens=limit_tokens,
+            prompt_tokens=counts.prompt_tokens,
+            limit_tokens=counts.limit_tokens,
+            output_tokens=counts.output_tokens,
         )
 
     def transport_error(
-        self, exc: httpx.RequestError, url: str, model: str | None, headers: Mapping[str, str]
+        self, exc: httpx.RequestError, url: str, spec: ModelSpec, headers: Mapping[str, str]
     ) -> ProviderError:
-        """A ``ProviderError`` (status None) for a failure below HTTP: timeout, refused, dropped."""
-        if isinstance(exc, httpx.TimeoutException):
+        """A ``ProviderError`` (status None) for a failure below HTTP: timeout, refused, dropped.
+
+        A connection that was never made (refused, DNS, TLS, or no connection within the
+        connect timeout) is ``connect``: the endpoint's failure, not only this model's."""
+        if isinstance(exc, httpx.ConnectTimeout):
+            transport, what = "connect", f"no connection within the timeout ({type(exc).__name__})"
+        elif isinstance(exc, httpx.TimeoutException):
             transport, what = "timeout", f"no answer within the timeout ({type(exc).__name__})"
         elif isinstance(exc, httpx.ConnectError):
             transport, what = "connect", f"could not connect ({exc})"
@@ -349,7 +256,13 @@ class HTTPProvider:
         else:
             transport, what = "protocol", f"broken HTTP exchange ({type(exc).__name__}: {exc})"
         message = redact(f"{what} calling {url}", secrets_of(headers))
-        return ProviderError(message, provider=self.name, model=model, transport=transport)
+        return ProviderError(
+            message,
+            provider=self.name,
+            model=spec.model_id,
+            transport=transport,
+            endpoint=self.endpoint(spec),
+        )
 
     # ------------------------------------------------------------------ cleanup
     def close(self) -> None:

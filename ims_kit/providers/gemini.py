@@ -10,15 +10,21 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from ims_kit.prompts import Prompt
 from ims_kit.providers.base import HTTPProvider, env, require_key
 from ims_kit.records import ModelSpec
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
-_RPC = "type.googleapis.com/google.rpc."
+_ROLE = {"user": "user", "assistant": "model"}
 
 
 class GeminiProvider(HTTPProvider):
-    """``POST {base}/v1beta/models/{api_model}:generateContent``; base URL is the bare host."""
+    """``POST {base}/v1beta/models/{api_model}:generateContent``; base URL is the bare host.
+
+    The system prompt is ``systemInstruction``; turns are ``contents`` with roles user and
+    model (consecutive ones of a role joined); options go in ``generationConfig``, a JSON
+    Schema as ``responseMimeType`` + ``responseJsonSchema``.
+    """
 
     name = "gemini"
     request_id_header = "x-request-id"  # Gemini sends none; its bodies carry ``responseId``
@@ -29,15 +35,16 @@ class GeminiProvider(HTTPProvider):
         return url.rstrip("/")
 
     def build_request(
-        self, spec: ModelSpec, prompt: str, max_tokens: int | None, system: str | None
+        self, spec: ModelSpec, prompt: Prompt
     ) -> tuple[str, dict[str, str], dict[str, Any]]:
         key = require_key(self.name, "GEMINI_API_KEY", "GOOGLE_API_KEY")
         model = quote(spec.api_model.removeprefix("models/"), safe="")
-        body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": prompt}]}]}
-        if system:
-            body["systemInstruction"] = {"parts": [{"text": system}]}
-        if max_tokens is not None:
-            body["generationConfig"] = {"maxOutputTokens": max_tokens}
+        body: dict[str, Any] = {"contents": contents(prompt)}
+        if prompt.system:
+            body["systemInstruction"] = {"parts": [{"text": prompt.system}]}
+        config = generation_config(prompt)
+        if config:
+            body["generationConfig"] = config
         url = f"{self.base_url(spec)}/v1beta/models/{model}:generateContent"
         return url, {"x-goog-api-key": key}, body
 
@@ -50,36 +57,52 @@ class GeminiProvider(HTTPProvider):
             finish = candidates[0].get("finishReason")
         else:  # the prompt itself was blocked: no candidate, the reason in promptFeedback
             text, finish = "", (data.get("promptFeedback") or {}).get("blockReason")
-        out = usage.get("candidatesTokenCount")
-        if out is not None and usage.get("thoughtsTokenCount"):
-            out += usage["thoughtsTokenCount"]  # thinking is billed as output
+        tokens_in, tokens_out = usage_tokens(usage)
         return {
             "text": text,
-            "tokens_in": usage.get("promptTokenCount"),
-            "tokens_out": out,
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
             "finish_reason": finish,
             "request_id": data.get("responseId"),
-        }
-
-    def error_fields(self, data: dict[str, Any]) -> dict[str, Any]:
-        error = data.get("error") or {}
-        return {
-            "message": error.get("message"),
-            "error_type": error.get("status"),
-            "code": _detail_code(error.get("details")),
+            "model": data.get("modelVersion") or "",
         }
 
 
-def _detail_code(details: Any) -> str | None:
-    """ErrorInfo's reason (``API_KEY_INVALID``) or the violated quota's id (per minute or day)."""
-    by_type = {
-        str(d.get("@type", "")).removeprefix(_RPC): d
-        for d in (details if isinstance(details, list) else ())
-        if isinstance(d, dict)
-    }
-    reason = (by_type.get("ErrorInfo") or {}).get("reason")
-    if reason:
-        return str(reason)
-    violations = (by_type.get("QuotaFailure") or {}).get("violations") or [{}]
-    quota_id = violations[0].get("quotaId")
-    return str(quota_id) if quota_id else None
+def contents(prompt: Prompt) -> list[dict[str, Any]]:
+    """The turns as Gemini ``contents``, consecutive ones of the same role joined."""
+    out: list[dict[str, Any]] = []
+    for m in prompt.messages:
+        role = _ROLE[m.role]
+        if out and out[-1]["role"] == role:
+            out[-1]["parts"][0]["text"] += "\n\n" + m.content
+        else:
+            out.append({"role": role, "parts": [{"text": m.content}]})
+    return out
+
+
+def generation_config(prompt: Prompt) -> dict[str, Any]:
+    """The options Gemini takes, by its names (empty when none is set)."""
+    o = prompt.options
+    config: dict[str, Any] = {}
+    for name, value in (
+        ("maxOutputTokens", o.max_tokens),
+        ("temperature", o.temperature),
+        ("topP", o.top_p),
+        ("seed", o.seed),
+    ):
+        if value is not None:
+            config[name] = value
+    if o.stop:
+        config["stopSequences"] = list(o.stop)
+    if prompt.json_schema is not None:
+        config["responseMimeType"] = "application/json"
+        config["responseJsonSchema"] = dict(prompt.json_schema)
+    return config
+
+
+def usage_tokens(usage: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """Prompt and output tokens of ``usageMetadata``; thinking is billed as output."""
+    out = usage.get("candidatesTokenCount")
+    if usage.get("thoughtsTokenCount"):
+        out = (out or 0) + usage["thoughtsTokenCount"]
+    return usage.get("promptTokenCount"), out

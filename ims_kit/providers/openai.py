@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ims_kit.prompts import Prompt
 from ims_kit.providers.base import HTTPProvider, env, require_key
 from ims_kit.records import ModelSpec
 
@@ -18,7 +19,8 @@ class OpenAIProvider(HTTPProvider):
     (``OPENAI_COMPATIBLE_API_KEY``; no Authorization header when unset), the base URL comes from
     the model row or ``OPENAI_COMPATIBLE_BASE_URL``, and the output cap is sent as ``max_tokens``
     (local servers know it) instead of ``max_completion_tokens`` (which OpenAI's reasoning models
-    require).
+    require). A system prompt is a ``developer`` message for models the registry marks as
+    ``reasoning`` (o-series, gpt-5), a ``system`` message otherwise.
     """
 
     request_id_header = "x-request-id"
@@ -37,19 +39,24 @@ class OpenAIProvider(HTTPProvider):
         return (url or DEFAULT_BASE_URL).rstrip("/")
 
     def build_request(
-        self, spec: ModelSpec, prompt: str, max_tokens: int | None, system: str | None
+        self, spec: ModelSpec, prompt: Prompt
     ) -> tuple[str, dict[str, str], dict[str, Any]]:
         if self.compatible:
             key = env("OPENAI_COMPATIBLE_API_KEY")
         else:
             key = require_key(self.name, "OPENAI_API_KEY")
         headers = {"authorization": f"Bearer {key}"} if key else {}
-        messages = [{"role": "user", "content": prompt}]
-        if system:
-            messages.insert(0, {"role": "system", "content": system})
-        body: dict[str, Any] = {"model": spec.api_model, "messages": messages}
-        if max_tokens is not None:
-            body["max_tokens" if self.compatible else "max_completion_tokens"] = max_tokens
+        body: dict[str, Any] = {"model": spec.api_model, "messages": messages(spec, prompt)}
+        o = prompt.options
+        if o.max_tokens is not None:
+            body["max_tokens" if self.compatible else "max_completion_tokens"] = o.max_tokens
+        for name, value in (("temperature", o.temperature), ("top_p", o.top_p), ("seed", o.seed)):
+            if value is not None:
+                body[name] = value
+        if o.stop:
+            body["stop"] = list(o.stop)
+        if prompt.json_schema is not None:
+            body["response_format"] = response_format(prompt.json_schema)
         return f"{self.base_url(spec)}/chat/completions", headers, body
 
     def parse_success(self, data: Any, headers: Mapping[str, str]) -> dict[str, Any]:
@@ -62,21 +69,44 @@ class OpenAIProvider(HTTPProvider):
             "tokens_out": usage.get("completion_tokens"),
             "finish_reason": choice.get("finish_reason"),
             "request_id": headers.get("x-request-id") or data.get("id"),
+            "model": data.get("model") or "",
         }
 
-    def error_fields(self, data: dict[str, Any]) -> dict[str, Any]:
-        error = data.get("error")
-        if isinstance(error, dict):  # OpenAI and most compatible servers
-            return {
-                "message": error.get("message"),
-                "error_type": _text(error.get("type")),
-                "code": _text(error.get("code")),
-            }
-        if isinstance(error, str):  # Ollama: {"error": "model 'x' not found"}
-            return {"message": error}
-        detail = data.get("detail") or data.get("message")  # FastAPI-style servers
-        return {"message": detail if isinstance(detail, str) else None}
+
+def messages(spec: ModelSpec, prompt: Prompt) -> list[dict[str, str]]:
+    """The conversation as OpenAI's messages, the system prompt first."""
+    out = [{"role": m.role, "content": m.content} for m in prompt.messages]
+    if prompt.system:
+        role = "developer" if "reasoning" in spec.capabilities else "system"
+        out.insert(0, {"role": role, "content": prompt.system})
+    return out
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+def response_format(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Structured output for a JSON Schema: strict when the schema meets strict mode's rules
+    (every object closed, every property required), else the schema as guidance."""
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": dict(schema), "strict": _strict_ready(schema)},
+    }
+
+
+def _strict_ready(schema: Any) -> bool:
+    if not isinstance(schema, Mapping):
+        return True
+    if schema.get("type") == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        if schema.get("additionalProperties") is not False:
+            return False
+        if set(schema.get("required") or ()) != set(properties):
+            return False
+    children = list((schema.get("properties") or {}).values())
+    children += [schema[k] for k in ("items",) if isinstance(schema.get(k), Mapping)]
+    children += [s for k in ("anyOf", "$defs") for s in _listed(schema.get(k))]
+    return all(_strict_ready(c) for c in children)
+
+
+def _listed(value: Any) -> list[Any]:
+    if isinstance(value, Mapping):
+        return list(value.values())
+    return list(value) if isinstance(value, list) else []

@@ -19,6 +19,7 @@ from collections import deque
 from typing import Any
 
 from ims_kit.errors import ErrorKind, InvalidInputError, ProviderError
+from ims_kit.prompts import Prompt, as_prompt
 from ims_kit.records import Completion, ModelSpec
 
 ANY_MODEL = "*"
@@ -152,33 +153,23 @@ class SimulatedProvider:
         return None
 
     # ------------------------------------------------------------------ calls
-    def complete(
-        self,
-        spec: ModelSpec,
-        prompt: str,
-        *,
-        max_tokens: int | None = None,
-        system: str | None = None,
-    ) -> Completion:
+    def complete(self, spec: ModelSpec, prompt: Prompt | str, **options: Any) -> Completion:
         """One simulated call: a ``Completion`` or a vendor-shaped ``ProviderError``."""
-        outcome, seconds = self._draw(spec, prompt, max_tokens, system)
+        outcome, seconds = self._draw(spec, as_prompt(prompt, **options))
         if self.realtime:
             time.sleep(seconds)
         return _deliver(outcome, seconds)
 
-    async def acomplete(
-        self,
-        spec: ModelSpec,
-        prompt: str,
-        *,
-        max_tokens: int | None = None,
-        system: str | None = None,
-    ) -> Completion:
+    async def acomplete(self, spec: ModelSpec, prompt: Prompt | str, **options: Any) -> Completion:
         """``complete`` for async code (``asyncio.sleep`` when ``realtime``)."""
-        outcome, seconds = self._draw(spec, prompt, max_tokens, system)
+        outcome, seconds = self._draw(spec, as_prompt(prompt, **options))
         if self.realtime:
             await asyncio.sleep(seconds)
         return _deliver(outcome, seconds)
+
+    def endpoint(self, spec: ModelSpec) -> None:
+        """No endpoint: nothing to connect to, so nothing to be unreachable."""
+        return None
 
     def close(self) -> None:
         """Nothing to release."""
@@ -186,10 +177,11 @@ class SimulatedProvider:
     async def aclose(self) -> None:
         """Nothing to release."""
 
-    def _draw(
-        self, spec: ModelSpec, prompt: str, max_tokens: int | None, system: str | None
-    ) -> tuple[Completion | ProviderError, float]:
-        tokens_in = max(1, estimate_tokens(prompt) + estimate_tokens(system or ""))
+    def _draw(self, spec: ModelSpec, prompt: Prompt) -> tuple[Completion | ProviderError, float]:
+        from ims_kit import tokens
+
+        tokens_in = max(1, tokens.count_prompt(prompt))  # the selector's own count
+        max_tokens = prompt.options.max_tokens
         cap = spec.max_output_tokens if max_tokens is None else max_tokens
         with self._lock:
             self.calls += 1
@@ -214,7 +206,8 @@ class SimulatedProvider:
                 seconds = latency_ms / 1000 * FAULT_LATENCY_SHARE
             self._advance(seconds)
             return error, seconds
-        text = _canned(prompt)
+        text = _json_answer(prompt.json_schema) if prompt.json_schema is not None else None
+        text = text if text is not None else _canned(prompt.last_user)
         if text is None:
             tokens_out = max(1, round(drawn_out))
             text = _filler(spec.model_id, min(tokens_out, cap), random.Random(text_seed))
@@ -247,6 +240,38 @@ def _deliver(outcome: Completion | ProviderError, seconds: float) -> Completion:
         outcome.latency_ms = seconds * 1000
         raise outcome
     return outcome
+
+
+def _json_answer(schema: Any) -> str:
+    """A JSON document valid for ``schema``: what a model asked for structured output says."""
+    import json
+
+    return json.dumps(_example(schema))
+
+
+def _example(schema: Any) -> Any:
+    """The simplest value a JSON Schema accepts (first of an enum, a const, each property)."""
+    if not isinstance(schema, dict):
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return _example(schema[key][0])
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    kind = next((k for k in kind if k != "null"), "null") if isinstance(kind, list) else kind
+    if kind == "object":
+        return {name: _example(sub) for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [_example(schema.get("items") or {})] * max(1, int(schema.get("minItems", 1)))
+    if kind == "string":
+        return "x" * max(1, int(schema.get("minLength", 7))) if "minLength" in schema else "example"
+    if kind in ("integer", "number"):
+        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
+        return int(low) + 1 if kind == "integer" else float(low) + 1.0
+    return {"boolean": True, "null": None}.get(kind)
 
 
 def _canned(prompt: str) -> str | None:
