@@ -186,9 +186,9 @@ def errors(path: str, args: tuple) -> Any:
 
 @st.cache_data(ttl=DATA_TTL_S, show_spinner=False)
 def circuits(path: str) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Every breaker's state and the models refusing calls now."""
+    """Every breaker's state and those refusing calls now (both by their display name)."""
     k = _open(path)
-    return k.circuits.status(), k.circuits.unavailable()
+    return k.circuits.status(), k.circuits.refusing()
 
 
 @st.cache_data(ttl=DATA_TTL_S, show_spinner=False)

@@ -14,7 +14,7 @@ def live() -> None:
     path = shared.db_path()
     states, unavailable = shared.circuits(path)
     if f.models:
-        states = {m: s for m, s in states.items() if m in f.models}
+        states = {m: s for m, s in states.items() if s["model_id"] in f.models}
     transitions = shared.events(
         path, f.range, kind_prefix="circuit.", subjects=f.models, limit=5000, oldest_first=True
     )

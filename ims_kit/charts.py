@@ -294,14 +294,16 @@ def latency_over_time(pct_over_time: pd.DataFrame) -> Figure:
 def circuit_segments(
     transitions: Iterable[Any], *, start: datetime | None = None, end: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """Per model, the spans spent closed / open / half_open, from ``circuit.*`` events
-    (oldest first); a model is closed before its first event, the last span runs to ``end``."""
+    """Per breaker, the spans spent closed / open / half_open, from ``circuit.*`` events
+    (oldest first); a breaker is closed before its first event, the last span runs to ``end``.
+    A simulated call's breaker is named "<model> [simulated]", as in status tables."""
     end = end or datetime.now(UTC)
     by_model: dict[str, list[tuple[datetime, str]]] = {}
     for e in transitions:
         state = _STATE_OF_EVENT.get(e.kind)
-        if state is not None:
-            by_model.setdefault(e.subject, []).append((datetime.fromisoformat(e.ts), state))
+        if state is not None:  # a simulated call's breaker is another breaker
+            name = f"{e.subject} [simulated]" if e.payload.get("simulated") else e.subject
+            by_model.setdefault(name, []).append((datetime.fromisoformat(e.ts), state))
     segments = []
     for model, steps in sorted(by_model.items()):
         steps.sort(key=lambda s: s[0])

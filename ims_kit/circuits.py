@@ -204,6 +204,16 @@ class CircuitBreaker:
                 out[s["model_id"]] = "its probe call returns"
         return out
 
+    def refusing(self) -> dict[str, str]:
+        """Every breaker refusing calls now, of any scope or world, by ``display_key`` -> when
+        it next lets a probe through (what status tables mark)."""
+        out = {}
+        for scope in (MODEL, ENDPOINT):
+            for simulated in (False, True):
+                for name, until in self.unavailable(scope=scope, simulated=simulated).items():
+                    out[display_key(name, scope, simulated)] = until
+        return out
+
     def reset(self, model_id: str | None = None) -> None:
         """Forget breaker history (of one model or endpoint, in every world; or all)."""
         with immediate(self._db):

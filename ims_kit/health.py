@@ -53,7 +53,6 @@ def snapshot(kit: Any, *, now: datetime | None = None) -> dict[str, Any]:
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     everything = kit.registry.count_by_vendor()
     active = kit.registry.count_by_vendor(active=True)
-    blocked = kit.circuits.unavailable()  # refusing calls now (open periods not yet over)
     latency = sorted(
         kit.usage.latency_percentiles().to_dict("records"),
         key=lambda r: (-r["successes"], r["model"]),
@@ -77,15 +76,7 @@ def snapshot(kit: Any, *, now: datetime | None = None) -> dict[str, Any]:
                 for r in latency
             ],
         },
-        "circuits": [
-            {
-                "model_id": model_id,
-                **{k: s[k] for k in _CIRCUIT_FIELDS},
-                "blocking": model_id in blocked,
-            }
-            for model_id, s in kit.circuits.status().items()
-            if s["state"] != "closed"
-        ],
+        "circuits": _circuits(kit),
         "events": [
             {"ts": e.ts, "kind": e.kind, "subject": e.subject}
             for e in kit.events.recent(LAST_EVENTS)
@@ -94,6 +85,23 @@ def snapshot(kit: Any, *, now: datetime | None = None) -> dict[str, Any]:
     }
     snap["health"] = _health(snap)
     return snap
+
+
+def _circuits(kit: Kit) -> list[dict[str, Any]]:
+    """Every breaker that is not closed, named as status tables name it (a simulated call's
+    breaker says so, an endpoint's is its base URL), and whether it refuses calls now."""
+    refusing = kit.circuits.refusing()
+    return [
+        {
+            "model_id": key,
+            "scope": s["scope"],
+            "simulated": s["simulated"],
+            **{k: s[k] for k in _CIRCUIT_FIELDS},
+            "blocking": key in refusing,
+        }
+        for key, s in kit.circuits.status().items()
+        if s["state"] != "closed"
+    ]
 
 
 _CIRCUIT_FIELDS = (
