@@ -176,6 +176,15 @@ def latency(path: str, args: tuple) -> Any:
 
 
 @st.cache_data(ttl=DATA_TTL_S, show_spinner=False)
+def ttft(path: str, args: tuple) -> Any:
+    """``kit.usage.ttft_percentiles`` (streamed calls) for the filters."""
+    range_key, vendors, models = args
+    return _open(path).usage.ttft_percentiles(
+        since=_since(range_key), vendors=list(vendors), models=list(models)
+    )
+
+
+@st.cache_data(ttl=DATA_TTL_S, show_spinner=False)
 def errors(path: str, args: tuple) -> Any:
     """``kit.usage.errors_by_kind`` for the filters."""
     range_key, vendors, models = args

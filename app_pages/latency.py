@@ -1,4 +1,5 @@
-"""Latency: p50/p95/p99 by model, the distribution, latency over time."""
+"""Latency: p50/p95/p99 by model, the distribution, latency over time, and the time to
+first token of streamed calls."""
 
 import streamlit as st
 
@@ -31,15 +32,26 @@ def live() -> None:
     with right:
         over_time = usage_frames.percentiles(hist, by="bucket")
         shared.chart(charts.latency_over_time(over_time), key="over_time")
-    st.dataframe(
-        by_model,
-        hide_index=True,
-        column_config={
-            c: st.column_config.NumberColumn(c.split("_")[0], format="%.0f ms")
-            for c in ("p50_latency_ms", "p95_latency_ms", "p99_latency_ms")
-        },
-    )
+    percentile_table(by_model, "latency")
     st.caption("Percentiles are read from 2.5%-wide latency bins, so they are within 2.5%.")
+    first_token(f)
+
+
+def first_token(f) -> None:
+    """Time to first token: what a streamed answer's reader waits before text appears."""
+    st.subheader("Time to first token (streamed calls)")
+    by_model = shared.ttft(shared.db_path(), f.args)
+    if by_model.empty:
+        st.caption("No streamed call in this range (`kit.stream`, `ims ask --stream`, `ims chat`).")
+        return
+    percentile_table(by_model, "ttft")
+
+
+def percentile_table(frame, measure: str) -> None:
+    """A per-model table whose p50/p95/p99 columns of ``measure`` read in milliseconds."""
+    names = [f"p{p}_{measure}_ms" for p in (50, 95, 99)]
+    formats = {c: st.column_config.NumberColumn(c.split("_")[0], format="%.0f ms") for c in names}
+    st.dataframe(frame, hide_index=True, column_config=formats)
 
 
 live()

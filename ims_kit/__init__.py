@@ -11,11 +11,13 @@ from ims_kit.errors import (
     ErrorKind,
     ImsError,
     InvalidInputError,
+    InvalidOutputError,
     InvalidTransition,
     MissingKeyError,
     NoModelAvailable,
     ProviderError,
     StoreError,
+    StreamInterrupted,
     UnknownModelError,
     UnknownWorkflowError,
     WorkflowError,
@@ -25,6 +27,7 @@ from ims_kit.records import Answer, Attempt, Completion, ModelList, ModelSpec
 __version__ = "0.1.0"
 
 __all__ = [
+    "AStream",
     "AllModelsFailed",
     "Answer",
     "Attempt",
@@ -34,6 +37,7 @@ __all__ = [
     "ErrorKind",
     "ImsError",
     "InvalidInputError",
+    "InvalidOutputError",
     "InvalidTransition",
     "Kit",
     "MissingKeyError",
@@ -44,6 +48,8 @@ __all__ = [
     "Recommendation",
     "RecoveryPolicy",
     "StoreError",
+    "Stream",
+    "StreamInterrupted",
     "TaskResult",
     "Transition",
     "TransitionEvent",
@@ -56,9 +62,11 @@ __all__ = [
 ]
 
 _LAZY = {
+    "AStream": "ims_kit.streams",
     "Kit": "ims_kit.kit",
     "Recommendation": "ims_kit.selector",
     "RecoveryPolicy": "ims_kit.recovery",
+    "Stream": "ims_kit.streams",
     "open": "ims_kit.kit",
     "TaskResult": "ims_kit.tasks",
     "Transition": "ims_kit.workflow",

@@ -103,6 +103,16 @@ def _status(*codes: int | None) -> Callable[[ProviderError], bool]:
 
 RULES: tuple[Rule, ...] = (
     Rule(
+        "invalid output",
+        K.INVALID_OUTPUT,
+        True,
+        MODEL,
+        False,
+        lambda e: e.error_type == "invalid_output",
+        "the answer is not JSON, or not valid against the json_schema: asked once more, then"
+        " the next candidate (the answer was billed)",
+    ),
+    Rule(
         "configuration",
         K.CONFIGURATION,
         False,

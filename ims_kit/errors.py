@@ -15,6 +15,8 @@ class ErrorKind(StrEnum):
     INVALID_REQUEST = "INVALID_REQUEST"
     AUTHENTICATION = "AUTHENTICATION"
     CONFIGURATION = "CONFIGURATION"  # the local set-up refused the call: fix it, then retry
+    INVALID_OUTPUT = "INVALID_OUTPUT"  # answered, but not the JSON asked for (billed)
+    CANCELLED = "CANCELLED"  # the caller left a stream early: not the model's failure
     UNKNOWN = "UNKNOWN"
 
 
@@ -137,6 +139,62 @@ class ProviderError(ImsError):
         where = f"{provider}/{model}" if model else provider
         what = f"HTTP {status}" if status is not None else (transport or "error")
         super().__init__(f"{where}: {what}: {message}")
+
+
+class InvalidOutputError(ProviderError):
+    """The model answered, but not what was asked for: not JSON, or not valid against the
+    schema. The answer was billed: ``text`` and the token counts say what it was."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        provider: str,
+        model: str,
+        text: str,
+        tokens_in: int | None,
+        tokens_out: int | None,
+        request_id: str | None = None,
+        latency_ms: float | None = None,
+    ):
+        super().__init__(
+            problem,
+            provider=provider,
+            model=model,
+            error_type="invalid_output",
+            request_id=request_id,
+            latency_ms=latency_ms,
+        )
+        self.text = text
+        self.tokens_in = tokens_in
+        self.tokens_out = tokens_out
+
+
+class StreamInterrupted(ImsError):
+    """A streamed answer failed after its first piece: never retried silently, since the
+    pieces already reached you. ``text`` is what arrived, ``error`` the failure (a
+    ``ProviderError``), ``call_id`` the failed usage row that records what was spent."""
+
+    def __init__(
+        self,
+        text: str,
+        error: BaseException,
+        *,
+        model_id: str,
+        request_id: str | None,
+        call_id: str | None,
+        attempts: list | tuple = (),
+    ):
+        self.text = text
+        self.error = error
+        self.model_id = model_id
+        self.request_id = request_id
+        self.call_id = call_id
+        self.attempts = tuple(attempts)
+        super().__init__(
+            f"{model_id}: the stream failed after {len(text):,} characters: {error}"
+            " (the text so far is in .text)"
+        )
 
 
 class NoModelAvailable(ImsError):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from ims_kit.clock import Clock, TimeSource, as_clock
 from ims_kit.db import default_path, file_info, open_db
 from ims_kit.errors import ImsError, InvalidInputError
 from ims_kit.events import EventLog
-from ims_kit.prompts import Prompt, build_prompt
+from ims_kit.prompts import Prompt, build_prompt, refused_by_registry
 from ims_kit.records import Answer, ModelSpec
 from ims_kit.recovery import Recovery, RecoveryPolicy
 from ims_kit.registry import Registry
@@ -27,7 +29,9 @@ from ims_kit.selector import (
     Request,
     rank,
 )
+from ims_kit.streams import AStream, Stream, awhole, whole
 from ims_kit.usage import UsageTracker
+from ims_kit.validators import json_check
 from ims_kit.workflow_store import WorkflowStore
 
 
@@ -209,22 +213,12 @@ class Kit:
         ``constraints`` are those of ``recommend`` (strategy, min_context_window, ...). A
         pinned ``model`` falls back only to the ``fallbacks`` you name.
         """
-        sent, chain, strategy, adapter = self._prepare(
-            "ask", locals(), model, fallbacks, provider, constraints
-        )
+        plan = self._prepare("ask", locals(), model, fallbacks, provider, constraints)
 
         def call(spec: ModelSpec, attempt: Prompt):
-            return adapter(spec).complete(spec, attempt)
+            return plan.adapter(spec).complete(spec, attempt)
 
-        return self.recovery.run(
-            chain,
-            call,
-            sent,
-            strategy=strategy,
-            workflow_id=workflow_id,
-            provider=provider,
-            endpoint_of=lambda spec: _endpoint(adapter(spec), spec),
-        )
+        return self.recovery.run(plan.chain, call, plan.prompt, **plan.context)
 
     async def ask_async(
         self,
@@ -245,22 +239,82 @@ class Kit:
         **constraints: Any,
     ) -> Answer:
         """``ask`` for async code and Jupyter (``await kit.ask_async(...)``)."""
-        sent, chain, strategy, adapter = self._prepare(
-            "ask_async", locals(), model, fallbacks, provider, constraints
-        )
+        plan = self._prepare("ask_async", locals(), model, fallbacks, provider, constraints)
 
         async def call(spec: ModelSpec, attempt: Prompt):
-            return await adapter(spec).acomplete(spec, attempt)
+            return await plan.adapter(spec).acomplete(spec, attempt)
 
-        return await self.recovery.run_async(
-            chain,
-            call,
-            sent,
-            strategy=strategy,
-            workflow_id=workflow_id,
-            provider=provider,
-            endpoint_of=lambda spec: _endpoint(adapter(spec), spec),
-        )
+        return await self.recovery.run_async(plan.chain, call, plan.prompt, **plan.context)
+
+    def stream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: list[dict[str, str]] | None = None,
+        system: str | None = None,
+        model: str | None = None,
+        fallbacks: list[str] | None = None,
+        provider: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: str | list[str] | None = None,
+        seed: int | None = None,
+        json_schema: dict[str, Any] | None = None,
+        workflow_id: str | None = None,
+        **constraints: Any,
+    ) -> Stream:
+        """``ask``, streamed: iterate for the text pieces as they arrive, then ``.answer``.
+
+        The arguments are checked and the model chosen now; the call starts at the first
+        piece asked for. A failure before the first piece is recovered like any call; after
+        it, the iterator raises ``StreamInterrupted`` carrying the text so far. Leaving early
+        closes the connection and logs the partial call.
+        """
+        plan = self._prepare("stream", locals(), model, fallbacks, provider, constraints)
+
+        def open_stream(spec: ModelSpec, attempt: Prompt):
+            adapter = plan.adapter(spec)
+            if hasattr(adapter, "stream"):
+                return adapter.stream(spec, attempt)
+            return whole(adapter.complete(spec, attempt))
+
+        items = self.recovery.run_stream(plan.chain, open_stream, plan.prompt, **plan.context)
+        return Stream(items, plan.chain[0].model_id if plan.chain else None)
+
+    def astream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: list[dict[str, str]] | None = None,
+        system: str | None = None,
+        model: str | None = None,
+        fallbacks: list[str] | None = None,
+        provider: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: str | list[str] | None = None,
+        seed: int | None = None,
+        json_schema: dict[str, Any] | None = None,
+        workflow_id: str | None = None,
+        **constraints: Any,
+    ) -> AStream:
+        """``stream`` for async code and Jupyter: ``async for piece in kit.astream(...)``."""
+        plan = self._prepare("astream", locals(), model, fallbacks, provider, constraints)
+
+        async def complete_whole(adapter: Any, spec: ModelSpec, attempt: Prompt):
+            async for item in awhole(await adapter.acomplete(spec, attempt)):
+                yield item
+
+        def open_stream(spec: ModelSpec, attempt: Prompt):
+            adapter = plan.adapter(spec)
+            if hasattr(adapter, "astream"):
+                return adapter.astream(spec, attempt)
+            return complete_whole(adapter, spec, attempt)
+
+        items = self.recovery.run_astream(plan.chain, open_stream, plan.prompt, **plan.context)
+        return AStream(items, plan.chain[0].model_id if plan.chain else None)
 
     def _prepare(
         self,
@@ -270,7 +324,7 @@ class Kit:
         fallbacks: list[str] | None,
         provider: str | None,
         constraints: dict[str, Any],
-    ) -> tuple[Prompt, list[ModelSpec], str | None, Any]:
+    ) -> _Plan:
         """Check every argument, build the Prompt, choose the chain: nothing is sent yet."""
         sent = build_prompt(
             args["prompt"],
@@ -280,6 +334,7 @@ class Kit:
             caller=caller,
             **{name: args[name] for name in OPTION_NAMES},
         )
+        check = None if sent.json_schema is None else json_check(sent.json_schema)
         _check_constraints(caller, constraints, model)
         if provider is not None:
             self.provider(provider)  # an unknown provider name fails now, before any call
@@ -288,7 +343,19 @@ class Kit:
         def adapter(spec: ModelSpec):
             return self.provider(provider or spec.provider)
 
-        return sent, chain, strategy, adapter
+        def refused(spec: ModelSpec, prompt: Prompt) -> dict[str, str]:
+            says = getattr(adapter(spec), "refused_options", None)
+            return says(spec, prompt) if callable(says) else refused_by_registry(spec)
+
+        context = {
+            "strategy": strategy,
+            "workflow_id": args["workflow_id"],
+            "provider": provider,
+            "endpoint_of": lambda spec: _endpoint(adapter(spec), spec),
+            "refused_options": refused,
+            "check": check,
+        }
+        return _Plan(sent, chain, adapter, context)
 
     def set_provider(self, name: str, adapter: Any) -> None:
         """Use ``adapter`` for every model whose provider is ``name`` (e.g. custom timeouts)."""
@@ -445,6 +512,17 @@ class Kit:
             workflow_id=workflow_id,
             **constraints,
         )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A checked call, ready to send: the prompt, the chain, each candidate's adapter and the
+    request's context for recovery."""
+
+    prompt: Prompt
+    chain: list[ModelSpec]
+    adapter: Callable[[ModelSpec], Any]
+    context: dict[str, Any]
 
 
 def _names(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:

@@ -189,6 +189,14 @@ def m007_circuit_scopes(db: Database) -> None:
     )
 
 
+@migrations()
+def m008_streams_and_options(db: Database) -> None:
+    """A streamed call's time to first token, and the generation options a model refuses
+    (sent, they would fail the call remotely; listed, they are dropped with the reason)."""
+    db.execute("ALTER TABLE usage ADD COLUMN ttft_ms REAL")
+    db.execute("ALTER TABLE models ADD COLUMN unsupported_options TEXT NOT NULL DEFAULT '[]'")
+
+
 def _run(db: Database, script: str) -> None:
     """Execute statements one by one: ``executescript`` would COMMIT the step's transaction."""
     for statement in script.split(";"):

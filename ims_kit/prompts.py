@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ims_kit.errors import InvalidInputError
-from ims_kit.records import MAX_TOKENS
+from ims_kit.records import MAX_TOKENS, ModelSpec
 
 ROLES = ("system", "user", "assistant")
 MAX_STOP_SEQUENCES = 16
@@ -38,7 +38,8 @@ class Options:
 
     def given(self) -> dict[str, Any]:
         """The options that were set, by name (what a request says it asked for)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: v for name, v in values.items() if v is not None and v != ()}
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,26 @@ def check_options(
         stop=stops,
         seed=seed,
     )
+
+
+def refused_by_registry(spec: ModelSpec) -> dict[str, str]:
+    """The options the model's row marks as not taken, and why each is dropped."""
+    return {
+        name: f"{spec.model_id} does not take {name} (its registry row says so)"
+        for name in spec.unsupported_options
+    }
+
+
+def without_options(prompt: Prompt, refused: Mapping[str, str]) -> tuple[Prompt, dict[str, str]]:
+    """The prompt less the options it set that the model refuses, and why each was dropped:
+    sent, they would fail the call remotely."""
+    given = prompt.options.given()
+    dropped = {name: why for name, why in refused.items() if name in given}
+    if not dropped:
+        return prompt, {}
+    cleared = {name: () if name == "stop" else None for name in dropped}
+    options = dataclasses.replace(prompt.options, **cleared)
+    return dataclasses.replace(prompt, options=options), dropped
 
 
 def as_prompt(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ims_kit.errors import InvalidInputError
@@ -14,6 +14,8 @@ from ims_kit.formatting import price, text_table
 PROVIDERS = ("anthropic", "gemini", "gemini_cli", "openai", "openai_compatible", "simulated")
 MAX_TOKENS = 1_000_000_000  # far above any real window; keeps values inside SQLite's integers
 CAPABILITIES = ("audio", "code", "json_mode", "reasoning", "tools", "vision")
+# generation options a model row may mark as not taken (max_tokens every model takes)
+DROPPABLE_OPTIONS = ("temperature", "top_p", "stop", "seed")
 
 
 def cost_usd(
@@ -45,6 +47,7 @@ class ModelSpec:
     active: bool = True
     price_source: str | None = None
     as_of: str | None = None
+    unsupported_options: tuple[str, ...] = ()  # options it refuses: dropped, never sent
 
     def __post_init__(self) -> None:
         for name, value in _validated(self).items():
@@ -63,12 +66,14 @@ class ModelSpec:
         """Plain JSON-ready dict, in the shape of ``data/models.json`` entries."""
         d = asdict(self)
         d["capabilities"] = list(self.capabilities)
+        d["unsupported_options"] = list(self.unsupported_options)
         return d
 
     def to_row(self) -> dict[str, Any]:
         """The ``models`` table row for this spec."""
         d = self.to_dict()
         d["capabilities"] = json.dumps(d["capabilities"])
+        d["unsupported_options"] = json.dumps(d["unsupported_options"])
         d["active"] = int(self.active)
         return d
 
@@ -77,6 +82,7 @@ class ModelSpec:
         """Rebuild a spec from a ``models`` row (extra columns such as timestamps are ignored)."""
         d = {f.name: row[f.name] for f in fields(cls) if f.name in row}
         d["capabilities"] = tuple(json.loads(d.get("capabilities") or "[]"))
+        d["unsupported_options"] = tuple(json.loads(d.get("unsupported_options") or "[]"))
         d["active"] = bool(d.get("active", 1))
         return cls(**d)
 
@@ -97,6 +103,10 @@ class ModelSpec:
         if not isinstance(caps, list | tuple):
             raise InvalidInputError("'capabilities' must be a list of strings")
         d["capabilities"] = tuple(caps)
+        refused = d.get("unsupported_options", ())
+        if not isinstance(refused, list | tuple):
+            raise InvalidInputError("'unsupported_options' must be a list of option names")
+        d["unsupported_options"] = tuple(refused)
         return cls(**d)
 
 
@@ -140,6 +150,14 @@ def _validated(spec: ModelSpec) -> dict[str, Any]:
     bad = [c for c in caps if c not in CAPABILITIES]
     if bad:
         raise InvalidInputError(f"unknown capability {bad[0]!r}; known: {', '.join(CAPABILITIES)}")
+    if isinstance(spec.unsupported_options, str):
+        raise InvalidInputError("'unsupported_options' must be a list of option names")
+    refused = [o for o in spec.unsupported_options if o not in DROPPABLE_OPTIONS]
+    if refused:
+        raise InvalidInputError(
+            f"unknown option {refused[0]!r} in 'unsupported_options';"
+            f" known: {', '.join(DROPPABLE_OPTIONS)}"
+        )
     quality = spec.quality
     if quality is not None:
         if isinstance(quality, bool) or not isinstance(quality, int | float):
@@ -158,6 +176,7 @@ def _validated(spec: ModelSpec) -> dict[str, Any]:
         "cost_per_mil_in": price("cost_per_mil_in", spec.cost_per_mil_in),
         "cost_per_mil_out": price("cost_per_mil_out", spec.cost_per_mil_out),
         "capabilities": tuple(sorted(set(caps))),
+        "unsupported_options": tuple(o for o in DROPPABLE_OPTIONS if o in spec.unsupported_options),
         "quality": quality,
         "quality_source": text("quality_source", spec.quality_source, optional=True),
         "price_source": text("price_source", spec.price_source, optional=True),
@@ -230,6 +249,7 @@ class Completion:
     request_id: str | None
     latency_ms: float
     model: str
+    ttft_ms: float | None = None  # a stream's time to its first piece, as the provider saw it
 
 
 def check_context_window(value: Any) -> int:
@@ -337,6 +357,9 @@ class Answer:
     vendor_model: str | None = None  # the vendor's name of the model that answered
     attempts: tuple[Attempt, ...] = ()
     truncated: bool = False
+    data: Any = None  # the parsed JSON, validated against json_schema, when one was given
+    ttft_ms: float | None = None  # time to first token, for a streamed answer
+    dropped_options: Mapping[str, str] = field(default_factory=dict)  # option -> why not sent
 
     def __str__(self) -> str:
         return self.text

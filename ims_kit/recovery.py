@@ -29,10 +29,10 @@ outcome. Breakers of simulated calls are apart from real ones.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,9 +40,17 @@ import stamina
 
 from ims_kit import tokens
 from ims_kit.classify import ENDPOINT, REQUEST, RULES, Classification, classify, rules_table
-from ims_kit.errors import AllModelsFailed, ErrorKind, MissingKeyError, ProviderError
-from ims_kit.prompts import Message, Prompt
+from ims_kit.errors import (
+    AllModelsFailed,
+    ErrorKind,
+    InvalidOutputError,
+    MissingKeyError,
+    ProviderError,
+    StreamInterrupted,
+)
+from ims_kit.prompts import Message, Prompt, without_options
 from ims_kit.records import Answer, Attempt, Completion, ModelSpec
+from ims_kit.recovery_policy import RecoveryPolicy, RequestState, decide
 
 if TYPE_CHECKING:
     from ims_kit.circuits import CircuitBreaker, Permit
@@ -53,22 +61,6 @@ __all__ = ["RULES", "Recovery", "RecoveryPolicy", "classify", "is_call_failure",
 
 K = ErrorKind
 log = logging.getLogger(__name__)
-MIN_ANSWER_TOKENS = 256  # a smaller max_tokens than this is not worth a resend: cut instead
-
-
-# -- policy -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RecoveryPolicy:
-    """How hard recovery tries before giving up on a model."""
-
-    retries: int = 2  # extra tries of the same model for TIMEOUT / OVERLOAD / RATE_LIMIT
-    max_truncations: int = 2
-    retry_after_cap_s: float = 10.0
-    wait_initial_s: float = 0.5
-    wait_max_s: float = 8.0
-    wait_jitter_s: float = 0.5
-    model_timeout_s: float = 60.0  # total retry budget for one model
-    truncate: bool = True
 
 
 # -- the loop -----------------------------------------------------------------------------------
@@ -88,56 +80,35 @@ class _Failed(Exception):
         self.error = error
 
 
-@dataclass
-class _Call:
-    """The state of one request across its attempts."""
-
-    prompt: Prompt
-    strategy: str | None
-    workflow_id: str | None
-    candidates: list[ModelSpec]
-    endpoint_of: Callable[[ModelSpec], str | None]
-    provider: str | None = None  # overrides the rows' provider (e.g. "simulated")
-    first_model: str | None = None
-    index: int = 0  # the candidate being tried
-    attempts: list[Attempt] = field(default_factory=list)
-    truncations: int = 0
-    skip_vendors: set[str] = field(default_factory=set)
-    skip_endpoints: set[str] = field(default_factory=set)
-    larger_than: int = 0  # after an overflow, only models with a larger window may follow
-    current: Prompt | None = None  # what the current model is sent (shorter after a cut)
-    missing_keys: list[MissingKeyError] = field(default_factory=list)
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    logged: int = 0  # attempts that reached a provider (usage rows), for their numbers
-
-    def simulated(self, spec: ModelSpec) -> bool:
-        return (self.provider or spec.provider) == "simulated"
-
-    def skipped(self, spec: ModelSpec) -> bool:
-        """True when an earlier failure rules this candidate out for the rest of the request."""
-        if spec.vendor in self.skip_vendors:
-            return True
-        if self.larger_than and spec.context_window <= self.larger_than:
-            return True
-        return bool(self.skip_endpoints) and self.endpoint_of(spec) in self.skip_endpoints
-
-    def has_next(self) -> bool:
-        """Whether a candidate after the current one would still be tried."""
-        return any(not self.skipped(s) for s in self.candidates[self.index + 1 :])
-
-    def give_up(self) -> Exception:
-        """The error for a request no candidate served: the missing keys if that was all."""
-        if self.missing_keys and len(self.missing_keys) == len(self.attempts):
-            return MissingKeyError.of_all(self.missing_keys)
-        return AllModelsFailed(self.attempts, request_id=self.request_id)
-
-
 CallFn = Callable[[ModelSpec, Prompt], Completion]
 AsyncCallFn = Callable[[ModelSpec, Prompt], Awaitable[Completion]]
+# a streamed call: text pieces, then the Completion
+StreamFn = Callable[[ModelSpec, Prompt], Iterator[Any]]
+AsyncStreamFn = Callable[[ModelSpec, Prompt], AsyncIterator[Any]]
+
+
+@dataclass
+class _Opened:
+    """A stream whose first piece arrived: from here on it is never retried."""
+
+    permits: list[Permit]
+    pieces: Any  # the provider's (async) iterator
+    first: Any  # its first item: a text piece, or the Completion of an empty answer
+    started: float
+    ttft_ms: float
+    parts: list[str] = field(default_factory=list)
 
 
 class Recovery:
-    """Runs a call over a chain of candidate models with retries, shrinking and breakers."""
+    """Runs a call over a chain of candidate models with retries, shrinking and breakers.
+
+    Every driver takes the candidates, the call and the ``Prompt``, and as keywords the
+    request's context: ``strategy``, ``workflow_id``, ``provider`` (overrides the rows'),
+    ``endpoint_of(spec)`` (where a candidate's calls go, so that a refused connection rules
+    out the endpoint's other models), ``refused_options(spec, prompt)`` (options a model does
+    not take, dropped before sending) and ``check(text)`` (the parsed answer and the problem
+    with it, for JSON output).
+    """
 
     def __init__(
         self,
@@ -158,33 +129,12 @@ class Recovery:
         """Every breaker with history: state, failures, opened_at, retry_at, ..."""
         return self.breaker.status()
 
-    def _start(self, candidates, prompt, strategy, workflow_id, provider, endpoint_of) -> _Call:
-        return _Call(
-            prompt,
-            strategy,
-            workflow_id,
-            list(candidates),
-            endpoint_of or (lambda spec: None),
-            provider=provider,
-        )
-
     # sync driver
     def run(
-        self,
-        candidates: list[ModelSpec],
-        call: CallFn,
-        prompt: Prompt,
-        *,
-        strategy: str | None = None,
-        workflow_id: str | None = None,
-        provider: str | None = None,
-        endpoint_of: Callable[[ModelSpec], str | None] | None = None,
+        self, candidates: list[ModelSpec], call: CallFn, prompt: Prompt, **context: Any
     ) -> Answer:
-        """Call the first candidate that works; raise AllModelsFailed when none does.
-
-        ``endpoint_of(spec)`` is where a candidate's calls go (its base URL), so that a refused
-        connection rules out the endpoint's other models."""
-        state = self._start(candidates, prompt, strategy, workflow_id, provider, endpoint_of)
+        """Call the first candidate that works; raise AllModelsFailed when none does."""
+        state = RequestState(prompt, candidates=list(candidates), **context)
         for index, spec in enumerate(candidates):
             state.index = index
             if not self._enter(spec, state):
@@ -195,32 +145,25 @@ class Recovery:
                         permits = self._permits(spec, state)
                         started = time.perf_counter()
                         try:
-                            completion = call(spec, state.current)
+                            completion = call(spec, self._sendable(spec, state))
+                            data = self._checked(spec, state, completion)
                         except Exception as exc:
                             self._failure(spec, state, permits, exc, started)
                         except BaseException:  # Ctrl-C: no verdict on the model
                             self._abandon(permits)
                             raise
                         else:
-                            return self._success(spec, state, permits, completion)
+                            return self._success(spec, state, permits, completion, data)
             except _Failed as failed:
                 self._after_model(spec, state, failed)
         raise state.give_up()
 
     # async driver: the same steps, awaited
     async def run_async(
-        self,
-        candidates: list[ModelSpec],
-        call: AsyncCallFn,
-        prompt: Prompt,
-        *,
-        strategy: str | None = None,
-        workflow_id: str | None = None,
-        provider: str | None = None,
-        endpoint_of: Callable[[ModelSpec], str | None] | None = None,
+        self, candidates: list[ModelSpec], call: AsyncCallFn, prompt: Prompt, **context: Any
     ) -> Answer:
         """``run`` for async code: awaits ``call`` and sleeps without blocking the loop."""
-        state = self._start(candidates, prompt, strategy, workflow_id, provider, endpoint_of)
+        state = RequestState(prompt, candidates=list(candidates), **context)
         for index, spec in enumerate(candidates):
             state.index = index
             if not self._enter(spec, state):
@@ -231,17 +174,131 @@ class Recovery:
                         permits = self._permits(spec, state)
                         started = time.perf_counter()
                         try:
-                            completion = await call(spec, state.current)
+                            completion = await call(spec, self._sendable(spec, state))
+                            data = self._checked(spec, state, completion)
                         except Exception as exc:
                             self._failure(spec, state, permits, exc, started)
                         except BaseException:  # cancelled: no verdict on the model
                             self._abandon(permits)
                             raise
                         else:
-                            return self._success(spec, state, permits, completion)
+                            return self._success(spec, state, permits, completion, data)
             except _Failed as failed:
                 self._after_model(spec, state, failed)
         raise state.give_up()
+
+    # stream drivers: recovered until the first piece, relayed as they come after it
+    def run_stream(
+        self, candidates: list[ModelSpec], open_stream: StreamFn, prompt: Prompt, **context: Any
+    ) -> Iterator[Any]:
+        """The text pieces of the first candidate whose stream starts, then its ``Answer``.
+
+        A failure before the first piece is recovered like any call; one after it raises
+        ``StreamInterrupted`` with the text so far (its usage row records what was spent).
+        Closing this generator early closes the provider's stream and logs the partial call.
+        """
+        state = RequestState(prompt, candidates=list(candidates), **context)
+        for index, spec in enumerate(candidates):
+            state.index = index
+            if not self._enter(spec, state):
+                continue
+            try:
+                for attempt in self._retrying():
+                    with attempt:
+                        opened = self._open(spec, state, open_stream)
+            except _Failed as failed:
+                self._after_model(spec, state, failed)
+                continue
+            item = opened.first
+            try:
+                while not isinstance(item, Completion):
+                    opened.parts.append(item)
+                    yield item
+                    item = next(opened.pieces)
+                item = _timed(item, opened)
+                data = self._checked(spec, state, item)
+            except Exception as exc:
+                opened.pieces.close()
+                raise self._interrupted(spec, state, opened, exc) from exc
+            except BaseException:  # closed early (GeneratorExit), Ctrl-C
+                opened.pieces.close()
+                self._cancelled(spec, state, opened)
+                raise
+            yield self._success(spec, state, opened.permits, item, data)
+            return
+        raise state.give_up()
+
+    async def run_astream(
+        self,
+        candidates: list[ModelSpec],
+        open_stream: AsyncStreamFn,
+        prompt: Prompt,
+        **context: Any,
+    ) -> AsyncIterator[Any]:
+        """``run_stream`` for async code."""
+        state = RequestState(prompt, candidates=list(candidates), **context)
+        for index, spec in enumerate(candidates):
+            state.index = index
+            if not self._enter(spec, state):
+                continue
+            try:
+                async for attempt in self._retrying():
+                    with attempt:
+                        opened = await self._aopen(spec, state, open_stream)
+            except _Failed as failed:
+                self._after_model(spec, state, failed)
+                continue
+            item = opened.first
+            try:
+                while not isinstance(item, Completion):
+                    opened.parts.append(item)
+                    yield item
+                    item = await anext(opened.pieces)
+                item = _timed(item, opened)
+                data = self._checked(spec, state, item)
+            except Exception as exc:
+                await opened.pieces.aclose()
+                raise self._interrupted(spec, state, opened, exc) from exc
+            except BaseException:  # closed early (GeneratorExit), cancelled
+                await opened.pieces.aclose()
+                self._cancelled(spec, state, opened)
+                raise
+            yield self._success(spec, state, opened.permits, item, data)
+            return
+        raise state.give_up()
+
+    def _open(self, spec: ModelSpec, state: RequestState, open_stream: StreamFn) -> _Opened:
+        """Start the stream and wait for its first item; a failure is an attempt's failure."""
+        permits = self._permits(spec, state)
+        started = time.perf_counter()
+        pieces = open_stream(spec, self._sendable(spec, state))
+        try:
+            first = next(pieces)
+        except Exception as exc:
+            pieces.close()
+            self._failure(spec, state, permits, exc, started)
+        except BaseException:
+            pieces.close()
+            self._abandon(permits)
+            raise
+        return _Opened(permits, pieces, first, started, _since(started))
+
+    async def _aopen(
+        self, spec: ModelSpec, state: RequestState, open_stream: AsyncStreamFn
+    ) -> _Opened:
+        permits = self._permits(spec, state)
+        started = time.perf_counter()
+        pieces = open_stream(spec, self._sendable(spec, state))
+        try:
+            first = await anext(pieces)
+        except Exception as exc:
+            await pieces.aclose()
+            self._failure(spec, state, permits, exc, started)
+        except BaseException:
+            await pieces.aclose()
+            self._abandon(permits)
+            raise
+        return _Opened(permits, pieces, first, started, _since(started))
 
     async def execute_with_recovery(
         self,
@@ -276,7 +333,7 @@ class Recovery:
             return Completion("", tin, tout, None, None, latency, spec.api_model)
 
         one_turn = Prompt((Message("user", prompt),))
-        await self.run_async(chain, call, one_turn, workflow_id=workflow_id)
+        await self.run_async(chain, call, one_turn, strategy=None, workflow_id=workflow_id)
         return results["value"]
 
     # -- steps shared by both drivers ---------------------------------------------------------
@@ -297,7 +354,7 @@ class Recovery:
             wait_jitter=p.wait_jitter_s,
         )
 
-    def _enter(self, spec: ModelSpec, state: _Call) -> bool:
+    def _enter(self, spec: ModelSpec, state: RequestState) -> bool:
         """Whether to try this candidate: not ruled out, and its endpoint's breaker closed."""
         if state.skipped(spec):
             return False
@@ -315,7 +372,7 @@ class Recovery:
         state.skip_endpoints.add(endpoint)
         return False
 
-    def _permits(self, spec: ModelSpec, state: _Call) -> list[Permit]:
+    def _permits(self, spec: ModelSpec, state: RequestState) -> list[Permit]:
         """The model's permit (and its endpoint's, for a probe); _Failed while it is open."""
         simulated = state.simulated(spec)
         permit = self.breaker.allow(spec.model_id, simulated=simulated)
@@ -338,19 +395,47 @@ class Recovery:
                 permits.append(endpoint_permit)
         return permits
 
+    def _sendable(self, spec: ModelSpec, state: RequestState) -> Prompt:
+        """What this attempt sends: the current prompt less the options the model refuses."""
+        current = state.current or state.prompt
+        sent, state.dropped = without_options(current, state.refused_options(spec, current))
+        for name, why in state.dropped.items():
+            log.info("%s: %s not sent: %s", spec.model_id, name, why)
+        return sent
+
+    def _checked(self, spec: ModelSpec, state: RequestState, c: Completion) -> Any:
+        """The answer parsed by the request's check (JSON output), else None; an answer that
+        fails it is an InvalidOutputError, billed like any answer."""
+        if state.check is None:
+            return None
+        data, problem = state.check(c.text)
+        if problem is None:
+            return data
+        raise InvalidOutputError(
+            problem,
+            provider=state.provider or spec.provider,
+            model=spec.model_id,
+            text=c.text,
+            tokens_in=c.tokens_in,
+            tokens_out=c.tokens_out,
+            request_id=c.request_id,
+            latency_ms=c.latency_ms,
+        )
+
     def _success(
-        self, spec: ModelSpec, state: _Call, permits: list[Permit], c: Completion
+        self,
+        spec: ModelSpec,
+        state: RequestState,
+        permits: list[Permit],
+        c: Completion,
+        data: Any = None,
     ) -> Answer:
         sent = state.current or state.prompt
         for permit in permits:
             self.breaker.record_success(permit)
-        tin, tout, source = c.tokens_in, c.tokens_out, "provider"
-        if tin is None or tout is None:
-            source = "estimate"
-            tin = tin if tin is not None else tokens.count_prompt(sent, spec.model_id)
-            tout = tout if tout is not None else tokens.count(c.text, spec.model_id).tokens
+        tin, tout, source = _spent(spec, sent, c.text, c.tokens_in, c.tokens_out)
         record = self._log(
-            spec, state, tin, tout, source, c.latency_ms, True, None, response=c.text
+            spec, state, tin, tout, source, c.latency_ms, True, None, c.text, c.ttft_ms
         )
         state.attempts.append(Attempt(spec.model_id, None, 200, c.request_id, c.latency_ms))
         return Answer(
@@ -370,19 +455,21 @@ class Recovery:
             vendor_model=c.model or None,
             attempts=tuple(state.attempts),
             truncated=sent.messages != state.prompt.messages,
+            data=data,
+            ttft_ms=c.ttft_ms,
+            dropped_options=dict(state.dropped),
         )
 
     def _failure(
         self,
         spec: ModelSpec,
-        state: _Call,
+        state: RequestState,
         permits: list[Permit],
         exc: Exception,
         started: float,
     ) -> None:
         """Record a failed attempt and raise _Failed saying whether to retry and after what."""
-        latency = (time.perf_counter() - started) * 1000
-        model_permit, *endpoint_permits = permits
+        latency = _since(started)
         if not is_call_failure(exc):
             # A bug or a bad argument, not the model failing: no retry, no fallback, no
             # breaker count; the caller sees the original exception.
@@ -396,21 +483,24 @@ class Recovery:
             state.attempts.append(attempt)
             state.missing_keys.append(exc)
             raise _Failed(attempt, None, None, exc) from exc
-        cls = classify(exc)
-        err = exc if isinstance(exc, ProviderError) else _as_error(exc)
-        if cls.scope == ENDPOINT:  # the endpoint failed, not the model: its breaker counts
-            self.breaker.release(model_permit)
-            for permit in endpoint_permits:
-                self.breaker.record_failure(permit, cls.kind, counted=cls.counted)
-        else:
-            self.breaker.record_failure(model_permit, cls.kind, counted=cls.counted)
-            for permit in endpoint_permits:  # the endpoint answered: it is reachable
-                self.breaker.record_success(permit)
+        cls, err = self._verdict(permits, exc)
         if err.latency_ms is not None:
             latency = err.latency_ms  # e.g. a simulated timeout's simulated duration
-        # A failed request is not billed: the row counts no tokens, so it costs $0 (not NULL).
-        self._log(spec, state, 0, 0, "estimate", latency, False, cls.kind)
-        wait, action, detail, next_prompt = self._decide(spec, state, cls, err)
+        if isinstance(err, InvalidOutputError):  # answered and billed, but not usable
+            sent = state.current or state.prompt
+            tin, tout, source = _spent(spec, sent, err.text, err.tokens_in, err.tokens_out)
+            self._log(spec, state, tin, tout, source, latency, False, cls.kind, err.text)
+        else:
+            # A failed request is not billed: the row counts no tokens, so costs $0 (not NULL).
+            self._log(spec, state, 0, 0, "estimate", latency, False, cls.kind)
+        wait, action, detail, next_prompt = decide(
+            self.policy,
+            spec,
+            state,
+            cls,
+            err,
+            breaker_open=self.breaker.is_open(spec.model_id, simulated=state.simulated(spec)),
+        )
         message = err.message[:160]
         if err.transport and err.status is None:
             message = f"{err.transport}: {message}"
@@ -448,81 +538,103 @@ class Recovery:
             if permit.probe:
                 self.breaker.cancelled(permit)
 
-    def _decide(self, spec: ModelSpec, state: _Call, cls: Classification, err: ProviderError):
-        """-> (wait_s or None, action, detail, next prompt or None)."""
-        p = self.policy
+    def _verdict(
+        self, permits: list[Permit], exc: BaseException
+    ) -> tuple[Classification, ProviderError]:
+        """Classify a failure and tell the breakers: the endpoint's when it was unreachable,
+        else the model's (and the endpoint, which answered, is reachable)."""
+        cls = classify(exc)
+        err = exc if isinstance(exc, ProviderError) else _as_error(exc)
+        model_permit, *endpoint_permits = permits
+        if cls.scope == ENDPOINT:
+            self.breaker.release(model_permit)
+            for permit in endpoint_permits:
+                self.breaker.record_failure(permit, cls.kind, counted=cls.counted)
+        else:
+            self.breaker.record_failure(model_permit, cls.kind, counted=cls.counted)
+            for permit in endpoint_permits:
+                self.breaker.record_success(permit)
+        return cls, err
+
+    def _interrupted(
+        self, spec: ModelSpec, state: RequestState, opened: _Opened, exc: Exception
+    ) -> Exception:
+        """A stream that failed after its first piece: counted, logged with what was spent,
+        and raised as StreamInterrupted (never retried: the pieces reached the caller)."""
+        if not is_call_failure(exc):
+            for permit in opened.permits:
+                self.breaker.release(permit)
+            return exc
+        cls, err = self._verdict(opened.permits, exc)
+        text = err.text if isinstance(err, InvalidOutputError) else "".join(opened.parts)
+        known = (err.tokens_in, err.tokens_out) if isinstance(err, InvalidOutputError) else ()
         sent = state.current or state.prompt
-        tries = sum(
-            1
-            for a in state.attempts
-            if a.model_id == spec.model_id and a.error_kind not in (None, K.CONTEXT_OVERFLOW.value)
+        tin, tout, source = _spent(spec, sent, text, *(known or (None, None)))
+        latency = err.latency_ms if err.latency_ms is not None else _since(opened.started)
+        record = self._log(
+            spec, state, tin, tout, source, latency, False, cls.kind, text, opened.ttft_ms
         )
-        if cls.kind is K.CONTEXT_OVERFLOW:
-            return self._overflow(spec, state, err, sent)
-        if cls.scope == REQUEST:
-            what = "the local set-up" if cls.kind is K.CONFIGURATION else "the request"
-            return None, "fail", f"{what} was refused: not retried, not sent elsewhere", None
-        if not cls.retryable:
-            return None, "fallback", cls.rule, None
-        if err.retried_by_provider:
-            return None, "fallback", f"{cls.rule}: the provider already retried it", None
-        if tries >= p.retries or self.breaker.is_open(
-            spec.model_id, simulated=state.simulated(spec)
-        ):
-            return None, "fallback", f"{cls.rule}: retries exhausted", None
-        if cls.kind is K.RATE_LIMIT:
-            after = err.retry_after_s
-            if after is None:
-                if state.has_next():
-                    return None, "fallback", "rate limited, no wait hint: next candidate", None
-                return (
-                    -1.0,
-                    "retry",
-                    "rate limited, no wait hint, no other candidate: backoff",
-                    None,
-                )
-            if after > p.retry_after_cap_s:
-                return None, "fallback", f"rate limited for {after:g}s > cap", None
-            return float(after), "retry", f"waiting {after:g}s as the provider asked", None
-        return -1.0, "retry", f"{cls.rule}: backoff", None
+        state.attempts.append(
+            Attempt(
+                spec.model_id,
+                cls.kind.value,
+                err.status,
+                err.request_id,
+                latency,
+                "fail",
+                "the stream failed after its first piece: not retried",
+                err.message[:160],
+            )
+        )
+        self.events.emit(
+            "recovery.stream_interrupted",
+            spec.model_id,
+            error_kind=cls.kind.value,
+            chars=len(text),
+            request_id=state.request_id,
+            workflow_id=state.workflow_id,
+        )
+        log.info("%s: stream interrupted after %d characters: %s", spec.model_id, len(text), err)
+        return StreamInterrupted(
+            text,
+            err,
+            model_id=spec.model_id,
+            request_id=state.request_id,
+            call_id=record.call_id,
+            attempts=state.attempts,
+        )
 
-    def _overflow(self, spec: ModelSpec, state: _Call, err: ProviderError, sent: Prompt):
-        """Shrink the answer asked for when that makes it fit, else cut the prompt."""
-        p = self.policy
-        if not (p.truncate and state.truncations < p.max_truncations):
-            return None, "fallback", "still too long: trying a larger window", None
-        state.truncations += 1
-        if err.output_tokens and err.limit_tokens and err.prompt_tokens:
-            room = int((err.limit_tokens - err.prompt_tokens) * 0.98)
-            if room >= min(MIN_ANSWER_TOKENS, err.output_tokens):
-                detail = f"max_tokens {err.output_tokens:,} -> {room:,} to fit the window"
-                return 0.0, "shrink", detail, sent.with_max_tokens(room)
-        budget = self._fit(spec, err, sent)
-        shorter = tokens.truncate_prompt(sent, budget, spec.model_id)
-        return 0.0, "truncate", f"truncated to ~{budget:,} tokens", shorter
+    def _cancelled(self, spec: ModelSpec, state: RequestState, opened: _Opened) -> None:
+        """The caller left the stream early: the model was answering (its breaker hears a
+        success); the partial call is logged (CANCELLED) with an estimate of what it spent."""
+        for permit in opened.permits:
+            self.breaker.record_success(permit)
+        text = "".join(opened.parts)
+        tin, tout, _ = _spent(spec, state.current or state.prompt, text, None, None)
+        self._log(
+            spec,
+            state,
+            tin,
+            tout,
+            "estimate",
+            _since(opened.started),
+            False,
+            K.CANCELLED,
+            text,
+            opened.ttft_ms,
+        )
+        log.info("%s: stream closed by the caller after %d characters", spec.model_id, len(text))
 
-    def _fit(self, spec: ModelSpec, err: ProviderError, prompt: Prompt) -> int:
-        """Token budget (in our count) for a prompt the provider found too long.
-
-        The target is the window less room for the answer (what was asked for, else a share
-        of the window), with 5% slack. When the provider reported its own count ("130532
-        tokens > 128000"), ours is scaled by its ratio, since its tokenizer is the one that
-        decides; otherwise we cut at least a quarter.
-        """
-        ours = tokens.count_prompt(prompt, spec.model_id)
-        limit = err.limit_tokens or spec.context_window
-        reserve = prompt.options.max_tokens or min(spec.max_output_tokens, max(256, limit // 8))
-        target = max(1, int((limit - min(reserve, limit // 2)) * 0.95))
-        if err.prompt_tokens:
-            return max(1, min(ours - 1, int(ours * target / err.prompt_tokens)))
-        return max(1, min(target, int(ours * 0.75)))
-
-    def _after_model(self, spec: ModelSpec, state: _Call, failed: _Failed) -> None:
+    def _after_model(self, spec: ModelSpec, state: RequestState, failed: _Failed) -> None:
         """Leave this model: fail the request, or note what the next candidates must satisfy."""
         cls = failed.cls
         if cls is not None and cls.scope == REQUEST and cls.kind is not K.CONTEXT_OVERFLOW:
             raise AllModelsFailed(
                 state.attempts, f"the {_what(cls)} was refused", request_id=state.request_id
+            ) from failed.error
+        if failed.attempt.action == "fail":
+            raise AllModelsFailed(
+                state.attempts, failed.attempt.detail or "failed", request_id=state.request_id
             ) from failed.error
         if cls is not None and cls.account_wide:
             state.skip_vendors.add(spec.vendor)
@@ -548,7 +660,7 @@ class Recovery:
     def _log(
         self,
         spec: ModelSpec,
-        state: _Call,
+        state: RequestState,
         tin: int,
         tout: int,
         source: str,
@@ -556,6 +668,7 @@ class Recovery:
         success: bool,
         kind: ErrorKind | None,
         response: str | None = None,
+        ttft_ms: float | None = None,
     ):
         fallback_from = state.first_model if state.first_model != spec.model_id else None
         state.logged += 1
@@ -579,7 +692,32 @@ class Recovery:
             strategy=state.strategy,
             prompt=sent.text,
             response=response,
+            ttft_ms=ttft_ms,
         )
+
+
+def _since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _timed(c: Completion, opened: _Opened) -> Completion:
+    """A streamed Completion with its time to first token and its whole duration as the
+    caller saw them (from the start of the attempt), unless the provider said its own (the
+    simulator's simulated times)."""
+    if c.ttft_ms is not None:
+        return c
+    return dataclasses.replace(c, latency_ms=_since(opened.started), ttft_ms=opened.ttft_ms)
+
+
+def _spent(
+    spec: ModelSpec, sent: Prompt, text: str, tokens_in: int | None, tokens_out: int | None
+) -> tuple[int, int, str]:
+    """Token counts of an attempt: the provider's, else estimated (and said to be)."""
+    if tokens_in is not None and tokens_out is not None:
+        return tokens_in, tokens_out, "provider"
+    tin = tokens_in if tokens_in is not None else tokens.count_prompt(sent, spec.model_id)
+    tout = tokens_out if tokens_out is not None else tokens.count(text, spec.model_id).tokens
+    return tin, tout, "estimate"
 
 
 def _what(cls: Classification) -> str:

@@ -263,8 +263,9 @@ class Registry:
                 f"cannot update field(s) {', '.join(map(repr, bad))}; updatable: "
                 + ", ".join(f for f in _SPEC_FIELDS if f != "model_id")
             )
-        if "capabilities" in changes and not isinstance(changes["capabilities"], str):
-            changes["capabilities"] = tuple(changes["capabilities"])
+        for name in ("capabilities", "unsupported_options"):
+            if name in changes and not isinstance(changes[name], str):
+                changes[name] = tuple(changes[name])
         with immediate(self._db):
             old = self.lookup(model_id)
             new = dataclasses.replace(old, **changes)

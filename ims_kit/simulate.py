@@ -1,9 +1,10 @@
 """Offline demo workloads through the real call path: ``ims simulate`` and ``simulate(kit)``.
 
 A seeded mix of short questions, long documents, code tasks, hard design questions and
-private questions for a local model goes through ``kit.ask`` and ``kit.run_task`` with
-``provider="simulated"``, so that selection, recovery, breakers, usage rows, events and
-workflows fill up exactly as with real vendors (every row says provider ``simulated``).
+private questions for a local model goes through ``kit.ask``, ``kit.stream`` and
+``kit.run_task`` with ``provider="simulated"``, so that selection, recovery, breakers, usage
+rows, events and workflows fill up exactly as with real vendors (every row says provider
+``simulated``).
 Fault windows such as ``"gemini-2.5-pro:overload@100-160"`` make every call to that model
 fail while requests 100..160 run, so circuits open and, once the window is over, close again.
 
@@ -396,7 +397,8 @@ def _apply_faults(provider: Any, plan: list[Fault], number: int) -> None:
 
 
 def _run(kit: Kit, job: Job, number: int) -> Outcome:
-    """One request through the real path: a workflow for documents and code, ``ask`` else."""
+    """One request through the real path: a workflow for documents and code, ``ask`` (or
+    ``stream``, for half the questions) else."""
     try:
         if job.kind in ("document", "code", "design"):
             constraints = {}
@@ -407,7 +409,11 @@ def _run(kit: Kit, job: Job, number: int) -> Outcome:
             )
             answered = result.answer.model_id if result.ok and result.answer else None
             return Outcome(number, job.kind, result.ok, answered, result.reason)
-        answer = kit.ask(job.prompt, model=job.model, strategy=job.strategy, provider="simulated")
+        call = dict(model=job.model, strategy=job.strategy, provider="simulated")
+        if job.kind == "question" and number % 2 == 0:  # half the questions are streamed
+            answer = kit.stream(job.prompt, **call).answer
+        else:
+            answer = kit.ask(job.prompt, **call)
         return Outcome(number, job.kind, True, answer.model_id)
     except ImsError as exc:
         return Outcome(number, job.kind, False, None, str(exc))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,10 @@ def run_task(
     if not isinstance(prompt, str) or not prompt.strip():
         raise InvalidInputError("a task needs a non-empty prompt")
     check_name, check = resolve_validator(validate)
+    # a JSON check asks the model for JSON (native structured output), not only checks it
+    schema = dict(validate) if isinstance(validate, Mapping) else None
+    if validate == "json":
+        schema = {"type": "object"}
     try:  # a typo in a constraint must fail now, not leave a workflow stuck in SELECTING_MODEL
         inspect.signature(kit.recommend).bind(prompt, strategy=strategy, **constraints)
     except TypeError as exc:
@@ -117,6 +122,7 @@ def run_task(
                 fallbacks=ranked[1:],
                 provider=provider,
                 max_tokens=max_tokens,
+                json_schema=schema,
                 workflow_id=wf.id,
             )
         except ImsError as exc:

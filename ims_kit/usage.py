@@ -58,6 +58,7 @@ class UsageRecord:
     fallback_from: str | None
     strategy: str | None
     request_id: str | None = None
+    ttft_ms: float | None = None  # a streamed attempt's time to its first piece
 
 
 _COLUMNS = [f.name for f in fields(UsageRecord)]
@@ -109,6 +110,7 @@ class UsageTracker:
         request_id: str | None = None,
         prompt: str | None = None,
         response: str | None = None,
+        ttft_ms: float | None = None,
     ) -> UsageRecord:
         """Store one attempt and emit ``model.executed``; cost is computed from these prices.
 
@@ -131,12 +133,9 @@ class UsageTracker:
                 raise InvalidInputError(
                     f"{name} must be a non-negative number or None, got {price!r}"
                 )
-        if (
-            isinstance(latency_ms, bool)
-            or not isinstance(latency_ms, int | float)
-            or not (math.isfinite(latency_ms) and latency_ms >= 0)
-        ):
-            raise InvalidInputError(f"latency_ms must be a non-negative number, got {latency_ms!r}")
+        _check_ms("latency_ms", latency_ms)
+        if ttft_ms is not None:
+            _check_ms("ttft_ms", ttft_ms)
         if token_source not in ("provider", "estimate"):
             raise InvalidInputError(
                 f"token_source must be 'provider' or 'estimate', got {token_source!r}"
@@ -162,6 +161,7 @@ class UsageTracker:
             fallback_from=fallback_from,
             strategy=strategy,
             request_id=request_id or uuid.uuid4().hex,
+            ttft_ms=None if ttft_ms is None else float(ttft_ms),
         )
         values = list(vars(record).values())
         values[_SUCCESS_INDEX] = int(record.success)
@@ -180,6 +180,7 @@ class UsageTracker:
                 tokens_out=tokens_out,
                 cost_usd=record.cost_usd,
                 latency_ms=record.latency_ms,
+                ttft_ms=record.ttft_ms,
                 success=record.success,
                 error_kind=record.error_kind,
                 workflow_id=workflow_id,
@@ -244,6 +245,9 @@ class UsageTracker:
     ) -> list[dict[str, Any]]:
         """``summary`` as plain dicts (for the CLI and JSON); ``last`` keeps the latest N rows.
 
+        A stream the caller left early (CANCELLED) is not a failed attempt: it says nothing
+        about the model, whose observed success rate the selector reads from here.
+
         Exact percentiles sort every successful call; ``percentiles=False`` skips them
         (``latency_percentiles()`` gives them within 2.5% at a fraction of the cost)."""
         if by not in GROUPINGS:
@@ -261,7 +265,8 @@ class UsageTracker:
                 FROM (SELECT k, sum(attempt = 1) AS requests, count(*) AS attempts,
                              sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
                              sum(cost_usd) AS cost, count(cost_usd) AS priced,
-                             sum(success = 0) AS failures
+                             sum(success = 0 AND coalesce(error_kind, '') <> 'CANCELLED')
+                                 AS failures
                       FROM base GROUP BY k) AS b
                 LEFT JOIN (SELECT k, min(CASE WHEN rn >= 0.50 * n THEN latency_ms END) AS p50,
                                      min(CASE WHEN rn >= 0.95 * n THEN latency_ms END) AS p95,
@@ -387,6 +392,24 @@ class UsageTracker:
         hist = self.latency_histogram(over_time=False, since=since, vendors=vendors, models=models)
         return usage_frames.percentiles(hist, "model")
 
+    def ttft_percentiles(
+        self,
+        *,
+        since: Any = None,
+        vendors: str | list[str] | None = None,
+        models: str | list[str] | None = None,
+    ):
+        """p50/p95/p99 time to first token of successful streamed calls per model
+        (``streams``: how many; within 2.5%, like latency)."""
+        from ims_kit import usage_frames
+
+        rows = q.ttft_rows(self._db, self.filter(since, vendors, models))
+        hist = usage_frames.latency_histogram(rows, None)
+        frame = usage_frames.percentiles(hist, "model")
+        return frame.rename(
+            columns=lambda c: c.replace("latency", "ttft").replace("successes", "streams")
+        )
+
     def errors_by_kind(
         self,
         *,
@@ -471,3 +494,12 @@ def _where(
             clauses.append(f"{column} = ?")
             params.append(value)
     return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
+def _check_ms(name: str, value: Any) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and value >= 0)
+    ):
+        raise InvalidInputError(f"{name} must be a non-negative number, got {value!r}")

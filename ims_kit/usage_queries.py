@@ -33,6 +33,7 @@ NICE_BUCKETS_S = (
 )
 EPOCH_S = "(julianday(ts) - 2440587.5) * 86400.0"  # ts as epoch seconds, sub-second kept
 LATENCY_BIN = f"CAST(ln(max(latency_ms, 1.0)) * {BINS_PER_E} AS INTEGER)"
+TTFT_BIN = f"CAST(ln(max(ttft_ms, 1.0)) * {BINS_PER_E} AS INTEGER)"
 REAL = "provider IS NOT 'simulated'"
 # The sums every "totals" is made of, in this order (see ``records.usage_totals``).
 TOTALS_SQL = f"""count(*), coalesce(sum(success = 0), 0), coalesce(sum(attempt = 1), 0),
@@ -225,6 +226,14 @@ def latency_rows(
     # +model_id: a sort beats walking the model index with a table lookup per row
     select = f"model_id, {LATENCY_BIN} AS lb, count(*)"
     return grouped(db, flt, select, "+model_id, lb", keys=2, extra=["success = 1"])
+
+
+def ttft_rows(db: Database, flt: UsageFilter) -> list[tuple]:
+    """Successful streamed calls counted per model and log-bin of their time to first token
+    (the rows of ``latency_rows``, for ``ttft_ms``)."""
+    select = f"model_id, {TTFT_BIN} AS lb, count(*)"
+    extra = ["success = 1", "ttft_ms IS NOT NULL"]
+    return grouped(db, flt, select, "+model_id, lb", keys=2, extra=extra)
 
 
 def error_rows(

@@ -29,8 +29,8 @@ def resolve_validator(validate: Any) -> tuple[str, Check]:
     if validate == "json":
         return "json", lambda text: parse_json(text)[1]
     if isinstance(validate, Mapping):
-        validator = schema_validator(validate)
-        return "json-schema", lambda text: _schema_check(text, validator)
+        check = json_check(validate)
+        return "json-schema", lambda text: check(text)[1]
     if callable(validate):
         return getattr(validate, "__name__", type(validate).__name__), _wrap(validate)
     raise InvalidInputError(
@@ -78,9 +78,17 @@ def schema_problem(value: Any, validator: Any) -> str | None:
     return None if error is None else f"{_path(error.absolute_path)}: {error.message}"
 
 
-def _schema_check(text: str, validator: Any) -> str | None:
-    value, problem = parse_json(text)
-    return problem or schema_problem(value, validator)
+def json_check(schema: Mapping[str, Any]) -> Callable[[str], tuple[Any, str | None]]:
+    """For JSON output: the answer parsed and validated against ``schema`` (checked now),
+    as (value, None), or (None, the reason it is not acceptable)."""
+    validator = schema_validator(schema)
+
+    def check(text: str) -> tuple[Any, str | None]:
+        value, problem = parse_json(text)
+        problem = problem or schema_problem(value, validator)
+        return (None, problem) if problem else (value, None)
+
+    return check
 
 
 def _path(parts: Any) -> str:
@@ -100,3 +108,27 @@ def _wrap(fn: Callable[[str], Any]) -> Check:
         return f"the validator returned {verdict!r}"
 
     return check
+
+
+def is_closed(schema: Any) -> bool:
+    """True when every object in the schema is closed (``additionalProperties: false``) and
+    requires all its properties: what constrained decoding (OpenAI strict mode, Anthropic
+    structured outputs) accepts."""
+    if not isinstance(schema, Mapping):
+        return True
+    if schema.get("type") == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        if schema.get("additionalProperties") is not False:
+            return False
+        if set(schema.get("required") or ()) != set(properties):
+            return False
+    children = list((schema.get("properties") or {}).values())
+    children += [schema[k] for k in ("items",) if isinstance(schema.get(k), Mapping)]
+    children += [s for k in ("anyOf", "$defs") for s in _listed(schema.get(k))]
+    return all(is_closed(c) for c in children)
+
+
+def _listed(value: Any) -> list[Any]:
+    if isinstance(value, Mapping):
+        return list(value.values())
+    return list(value) if isinstance(value, list) else []

@@ -111,3 +111,130 @@ def test_a_binary_prompt_file_is_one_line(run, tmp_path):
     result = CliRunner().invoke(cli, ["recommend", "--prompt-file", str(binary)])
     assert result.exit_code == 1 and "UTF-8" in result.output
     assert result.output.count("\n") == 1
+
+
+# -- the generation options, JSON output and streaming --------------------------------------------
+@pytest.fixture
+def on_server(run, vendor, monkeypatch, db_path):
+    """`ims init`, then a model `local` on the loopback server (OpenAI's wire), keyed."""
+    import ims_kit
+    from ims_kit.records import ModelSpec
+
+    run("init")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-canary-cli-0123456789")
+    with ims_kit.open(db_path) as kit:
+        kit.registry.register(
+            ModelSpec(
+                model_id="local",
+                vendor="OpenAI",
+                provider="openai",
+                base_url=f"{vendor.url}/v1",
+                context_window=100_000,
+                cost_per_mil_in=1.0,
+                cost_per_mil_out=2.0,
+            )
+        )
+    return vendor
+
+
+def test_ask_sends_the_system_prompt_and_every_option(run, on_server):
+    """--system, --temperature, --top-p, --max-tokens, --stop (twice), --seed reach the body."""
+    result = run(
+        "ask", "Write a haiku", "--model", "local", "--system", "You are terse.",
+        "--temperature", "0.2", "--top-p", "0.9", "--max-tokens", "200",
+        "--stop", "END", "--stop", "STOP", "--seed", "7",
+    )  # fmt: skip
+    assert result.exit_code == 0 and result.stdout == "echo: Write a haiku\n"
+    body = on_server.requests[-1].json
+    assert body["messages"][0] == {"role": "system", "content": "You are terse."}
+    assert (body["temperature"], body["top_p"], body["max_completion_tokens"]) == (0.2, 0.9, 200)
+    assert (body["stop"], body["seed"]) == (["END", "STOP"], 7)
+
+
+def test_ask_json_schema_prints_the_validated_json(run, on_server, tmp_path):
+    """--json-schema FILE asks for structured output and prints the parsed JSON."""
+    schema = tmp_path / "person.json"
+    schema.write_text(json.dumps({"type": "object", "required": ["name"]}))
+    on_server.reply_text = '{"name": "Ann", "age": 31}'
+    result = run("ask", "Extract: Ann, 31", "--model", "local", "--json-schema", str(schema))
+    assert result.exit_code == 0 and json.loads(result.stdout) == {"name": "Ann", "age": 31}
+    assert on_server.requests[-1].json["response_format"]["type"] == "json_schema"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{not json", "not JSON"), ("[1, 2]", "a JSON Schema is an object"), (None, "cannot read")],
+)
+def test_a_bad_schema_file_is_one_line(run, content, message, tmp_path):
+    """A schema file that is unreadable, not JSON or not an object: one line, exit 1."""
+    run("init")
+    path = tmp_path / "schema.json"
+    if content is not None:
+        path.write_text(content)
+    result = CliRunner().invoke(
+        cli, ["ask", "x", "--provider", "simulated", "--json-schema", str(path)]
+    )
+    assert result.exit_code == 1 and message in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_ask_stream_prints_pieces_and_the_time_to_first_token(run, on_server):
+    """--stream prints the answer as it arrives and the accounting line with the TTFT."""
+    result = run("ask", "hello there", "--model", "local", "--stream")
+    assert result.exit_code == 0 and result.stdout == "echo: hello there\n"
+    assert "first token" in result.stderr and on_server.requests[-1].json["stream"] is True
+
+
+def test_a_stream_cut_mid_way_is_one_line_after_the_text_so_far(run, on_server):
+    """The stream fails after two pieces: they were printed, then one error line, exit 1."""
+    import vendor_server as vs
+
+    on_server.script(vs.stream_cut(after=2))
+    result = CliRunner().invoke(cli, ["ask", "hello there you", "--model", "local", "--stream"])
+    assert result.exit_code == 1 and result.stdout == "echo: hello \n"
+    assert "the stream failed after" in result.stderr and "Traceback" not in result.output
+
+
+def test_an_option_the_model_refuses_is_announced(run):
+    """gpt-5-mini refuses temperature: it is not sent, and stderr says so."""
+    run("init")
+    result = run("ask", "hi", "--model", "gpt-5-mini", "--provider", "simulated",
+                 "--temperature", "0.2")  # fmt: skip
+    assert "gpt-5-mini: temperature not sent: " in result.stderr
+
+
+def test_stream_and_json_together_are_a_usage_error(run):
+    """--stream prints as it comes, --json at the end: asking both is refused."""
+    run("init")
+    result = CliRunner().invoke(cli, ["ask", "x", "--stream", "--json"])
+    assert result.exit_code == 2 and "--stream" in result.output
+
+
+def test_ctrl_c_stops_a_stream_cleanly_and_logs_it(run, on_server, db_path, tmp_path):
+    """SIGINT while a slow stream prints: the command ends (130) without a traceback, the
+    server sees the client leave, and the partial call is a CANCELLED row."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import vendor_server as vs
+
+    on_server.script(vs.Fault(piece_delay=0.3))
+    env = {**os.environ, "IMS_DB": str(db_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from ims_kit.cli import main; main()", "ask",
+         "one two three four five six seven eight", "--model", "local", "--stream"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+    )  # fmt: skip
+    first = proc.stdout.read(6)  # "echo: " then the pieces come 0.3 s apart
+    assert first == "echo: "
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert "stopped; the partial call is logged" in err
+    import sqlite3
+
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute("SELECT model_id, success, error_kind FROM usage").fetchall()
+    assert rows == [("local", 0, "CANCELLED")]

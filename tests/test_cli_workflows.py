@@ -10,6 +10,14 @@ from click.testing import CliRunner
 from ims_kit.cli import cli
 
 PROSE = "Summarise the history of Rome"
+DIGITS = '{"type": "string", "pattern": "^[0-9]+$"}'  # no simulated answer matches it
+
+
+@pytest.fixture
+def digits(tmp_path):
+    path = tmp_path / "digits.json"
+    path.write_text(DIGITS)
+    return str(path)
 
 
 @pytest.fixture
@@ -42,32 +50,27 @@ def test_run_json_gives_the_result_and_history(ims):
     assert len(data["history"]) == 5 and result.stderr == ""
 
 
-def test_run_that_fails_exits_1_with_one_line_of_reason(ims):
+def test_run_that_fails_exits_1_with_one_line_of_reason(ims, digits):
     """A FAILED workflow ends the command with status 1 and the reason on one line."""
-    result = ims(
-        "run", PROSE, "--provider", "simulated", "--validate", "json", "--max-retries", "0"
-    )
+    result = ims("run", PROSE, "--provider", "simulated", "--schema", digits)
     assert result.exit_code == 1
     last = result.stderr.splitlines()[-1]
-    assert last.startswith("Error: workflow ") and "FAILED: validation failed" in last
+    assert last.startswith("Error: workflow ") and "FAILED: execution failed" in last
+    assert "INVALID_OUTPUT" in last
     assert "Traceback" not in result.output and result.stdout == ""
 
 
-def test_run_json_failure_still_prints_the_result(ims):
+def test_run_json_failure_still_prints_the_result(ims, digits):
     """With --json a FAILED result is printed as JSON and the exit status is 1."""
-    result = ims(
-        "run",
-        PROSE,
-        "--provider",
-        "simulated",
-        "--validate",
-        "json",
-        "--max-retries",
-        "0",
-        "--json",
-    )
+    result = ims("run", PROSE, "--provider", "simulated", "--schema", digits, "--json")
     assert result.exit_code == 1
-    assert json.loads(result.stdout)["reason"].startswith("validation failed")
+    assert json.loads(result.stdout)["reason"].startswith("execution failed")
+
+
+def test_run_validate_json_succeeds_offline(ims):
+    """--validate json asks for JSON: the simulated provider answers it, the task completes."""
+    result = ims("run", PROSE, "--provider", "simulated", "--validate", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout) == {}
 
 
 def test_run_with_a_schema_file(ims, tmp_path):
@@ -81,14 +84,14 @@ def test_run_with_a_schema_file(ims, tmp_path):
     assert bad.exit_code == 1 and "is not JSON" in bad.stderr
 
 
-def test_workflows_lists_filters_and_prints_json(ims):
+def test_workflows_lists_filters_and_prints_json(ims, digits):
     """`ims workflows` lists newest first; --state filters; --json gives the summaries."""
     ims("run", "What is 2+2?", "--provider", "simulated")
-    ims("run", PROSE, "--provider", "simulated", "--validate", "json", "--max-retries", "0")
+    ims("run", PROSE, "--provider", "simulated", "--schema", digits)
     table = ims("workflows").stdout.splitlines()
     assert table[0].split() == ["WORKFLOW", "STATE", "UPDATED", "STEPS", "MODEL", "/", "REASON"]
     assert [line.split()[1] for line in table[1:]] == ["FAILED", "COMPLETED"]
-    assert "validation failed" in table[1]
+    assert "execution failed" in table[1]
     failed = json.loads(ims("workflows", "--state", "failed", "--json").stdout)
     assert [w["state"] for w in failed] == ["FAILED"]
     assert len(json.loads(ims("workflows", "--limit", "1", "--json").stdout)) == 1
@@ -117,11 +120,11 @@ def test_workflows_show_prints_the_history(ims):
     assert shown["history"] == data["history"] and shown["state"] == "COMPLETED"
 
 
-def test_workflows_show_of_a_failed_one_prints_the_reason(ims):
+def test_workflows_show_of_a_failed_one_prints_the_reason(ims, digits):
     """A FAILED workflow's history ends with its reason."""
-    ims("run", PROSE, "--provider", "simulated", "--validate", "json", "--max-retries", "0")
+    ims("run", PROSE, "--provider", "simulated", "--schema", digits)
     wid = json.loads(ims("workflows", "--json").stdout)[0]["workflow_id"]
-    assert ims("workflows", "show", wid).stdout.splitlines()[-1].startswith("reason: validation")
+    assert ims("workflows", "show", wid).stdout.splitlines()[-1].startswith("reason: execution")
 
 
 def test_workflows_show_of_an_unknown_id_is_a_one_line_error(ims):

@@ -15,46 +15,15 @@ from email.utils import format_datetime
 
 import pytest
 import vendor_server as vs
+from lab_setup import KEYS, build_lab, events, hits, register
 
 from ims_kit.errors import AllModelsFailed, InvalidInputError, MissingKeyError, ProviderError
-from ims_kit.records import ModelSpec
-
-KEYS = {
-    "OPENAI_API_KEY": "sk-canary-1234567890abcdefWXYZ",
-    "ANTHROPIC_API_KEY": "sk-ant-canary-abcdef123456",
-    "GEMINI_API_KEY": "AIzaCanaryKey0123456789abcdef",
-}
-COMMON = dict(
-    context_window=100_000, max_output_tokens=1_000, cost_per_mil_in=1.0, cost_per_mil_out=2.0
-)
 
 
 @pytest.fixture
 def lab(kit, vendor, monkeypatch, clock):
     """A kit whose models all live on the loopback server, with fake keys and a fake clock."""
-    for name, value in KEYS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", vendor.url)
-    monkeypatch.setenv("GEMINI_BASE_URL", vendor.url)
-    for model_id, vendor_name, provider in [
-        ("primary", "OpenAI", "openai"),
-        ("backup", "OpenAI", "openai"),
-        ("claude", "Anthropic", "anthropic"),
-        ("gem", "Google", "gemini"),
-    ]:
-        base = f"{vendor.url}/v1" if provider == "openai" else None
-        kit.registry.register(
-            ModelSpec(
-                model_id=model_id,
-                vendor=vendor_name,
-                provider=provider,
-                base_url=base,
-                quality=80,
-                **COMMON,
-            )
-        )
-    kit.circuits.clock = clock
-    return kit
+    return build_lab(kit, vendor, monkeypatch, clock)
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -69,26 +38,6 @@ def ask(request, lab):
 
     run.mode = request.param
     return run
-
-
-def hits(server, model):
-    return sum(1 for r in server.requests if r.model == model)
-
-
-def events(kit, kind):
-    return [e for e in reversed(kit.events.recent(limit=500)) if e.kind == kind]
-
-
-def register(kit, model_id, vendor, provider, base_url, **extra):
-    kit.registry.register(
-        ModelSpec(
-            model_id=model_id,
-            vendor=vendor,
-            provider=provider,
-            base_url=base_url,
-            **{**COMMON, **extra},
-        )
-    )
 
 
 # -- rate limits and what the vendor says about waiting ----------------------------------------

@@ -7,7 +7,14 @@ import pytest
 from ims_kit.errors import InvalidInputError, InvalidTransition
 from ims_kit.tasks import TaskResult
 
-PROSE = "Summarise the history of Rome"  # the simulator answers this with prose, not JSON
+PROSE = "Summarise the history of Rome"  # the simulator answers this with prose
+
+
+def never_enough(text: str) -> str:
+    """A validator no answer passes (the reason names itself)."""
+    return "not enough detail"
+
+
 HAPPY = ["START", "ANALYZED", "MODEL_SELECTED", "EXECUTION_COMPLETED", "VALIDATION_PASSED"]
 
 
@@ -75,8 +82,10 @@ def test_a_rejected_answer_is_retried_on_a_different_model(seeded):
 
 
 def test_retries_are_bounded_then_the_task_fails_with_the_reason(seeded):
-    """Answers that are never valid JSON: 1 + max_model_retries models, then ROLLBACK -> FAILED."""
-    result = seeded.run_task(PROSE, provider="simulated", validate="json", max_model_retries=2)
+    """Answers that never pass: 1 + max_model_retries models, then ROLLBACK -> FAILED."""
+    result = seeded.run_task(
+        PROSE, provider="simulated", validate=never_enough, max_model_retries=2
+    )
     assert result.state == "FAILED" and not result.ok
     assert _events(result)[-3:] == [
         "EXECUTION_COMPLETED",
@@ -87,7 +96,7 @@ def test_retries_are_bounded_then_the_task_fails_with_the_reason(seeded):
     models = [t.context["model"] for t in result.history if t.event == "MODEL_SELECTED"]
     assert len(set(models)) == 3
     assert result.reason.startswith("validation failed (no retries left): ")
-    assert "not valid JSON" in result.reason and all(m in result.reason for m in models)
+    assert "not enough detail" in result.reason and all(m in result.reason for m in models)
     assert result.context["reason"] == result.reason and result.answer is not None
     assert seeded.workflows(state="FAILED")[0].workflow_id == result.workflow_id
 
@@ -95,7 +104,11 @@ def test_retries_are_bounded_then_the_task_fails_with_the_reason(seeded):
 def test_no_retry_when_no_other_model_is_left(seeded):
     """With one vendor's two models, both rejected, the task fails with "no other model"."""
     result = seeded.run_task(
-        PROSE, provider="simulated", validate="json", max_model_retries=5, vendors=["Anthropic"]
+        PROSE,
+        provider="simulated",
+        validate=never_enough,
+        max_model_retries=5,
+        vendors=["Anthropic"],
     )
     assert result.state == "FAILED" and _events(result).count("RETRY") == 1
     assert result.reason.startswith("validation failed (no other model to try)")
@@ -123,14 +136,35 @@ def test_an_empty_registry_aborts_while_selecting(kit):
     assert result.reason.startswith("no model could be selected: no model satisfies")
 
 
-def test_a_json_schema_validates_the_answer(seeded):
-    """A schema dict: the answer 4 is a number, so an object schema rejects it on every model."""
+def test_a_json_schema_is_asked_for_and_validates_the_answer(seeded):
+    """A schema dict goes to the model as json_schema (native structured output): the answer
+    is its JSON, parsed into answer.data; "json" asks for an object."""
     ok = seeded.run_task("What is 2+2?", provider="simulated", validate={"type": "integer"})
-    assert ok.state == "COMPLETED"
-    bad = seeded.run_task(
-        "What is 2+2?", provider="simulated", validate={"type": "object"}, max_model_retries=0
-    )
-    assert bad.state == "FAILED" and "$: 4 is not of type 'object'" in bad.reason
+    assert ok.state == "COMPLETED" and ok.answer.data == 4
+    person = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+    }
+    extracted = seeded.run_task("Extract: Ann, 31", provider="simulated", validate=person)
+    assert extracted.state == "COMPLETED" and set(extracted.answer.data) == {"name", "age"}
+    any_json = seeded.run_task(PROSE, provider="simulated", validate="json")
+    assert any_json.state == "COMPLETED" and isinstance(any_json.answer.data, dict)
+
+
+def test_a_schema_no_answer_meets_fails_after_three_models(seeded):
+    """Invalid answers are retried once per model, then the next; after three models the
+    task fails (execution failed) naming INVALID_OUTPUT, every answer billed in usage."""
+    digits = {"type": "string", "pattern": "^[0-9]+$"}  # the simulator's example is "example"
+    bad = seeded.run_task("What is 2+2?", provider="simulated", validate=digits)
+    assert bad.state == "FAILED" and "INVALID_OUTPUT" in bad.reason
+    assert "invalid answers from 3 models: check the schema" in bad.reason
+    rows = seeded.db.execute(
+        "SELECT model_id, error_kind, tokens_out, cost_usd FROM usage WHERE workflow_id = ?",
+        [bad.workflow_id],
+    ).fetchall()
+    assert len(rows) == 6 and len({r[0] for r in rows}) == 3
+    assert all(r[1] == "INVALID_OUTPUT" and r[2] > 0 and r[3] > 0 for r in rows)
 
 
 def test_the_prompt_is_kept_only_with_store_text(seeded):

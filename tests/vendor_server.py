@@ -31,9 +31,11 @@ from typing import Any
 from urllib.parse import unquote
 
 AUTO = "auto"  # usage sentinel: compute token counts from the texts
-_GEMINI_PATH = re.compile(r"^/v1(?:beta)?/models/([^/:]+):generateContent$")
+_GEMINI_PATH = re.compile(r"^/v1(?:beta)?/models/([^/:]+):(generateContent|streamGenerateContent)$")
 _VENDOR_PATHS = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}
 _ID_HEADER = {"openai": "x-request-id", "anthropic": "request-id"}
+GATE_TIMEOUT_S = 5.0
+_AFTER_FIRST_PIECE = {"openai": 2, "anthropic": 4, "gemini": 1}  # events up to the first piece
 
 
 @dataclass
@@ -67,6 +69,14 @@ class Fault:
     drop: str | None = None  # "close": FIN without a response; "reset": TCP RST
     text: str | None = None  # success only: fixed reply text
     usage: Any = AUTO  # success only: AUTO (server default), None (omit), (prompt, completion)
+    # streamed answers only: pause between pieces; after N pieces send the vendor's own
+    # mid-stream error event, or drop the connection (no final event, no usage)
+    piece_delay: float = 0.0
+    error_after: int | None = None
+    cut_after: int | None = None
+    # streamed answers only: after the first piece, wait for this threading.Event before the
+    # rest; unset after GATE_TIMEOUT_S, the connection drops (a client that buffered fails)
+    gate: Any = None
 
     def with_headers(self, **headers: Any) -> Fault:
         """Copy with extra response headers (underscores in names become dashes)."""
@@ -86,6 +96,16 @@ def _msg(message: Any, req: RecordedRequest) -> str:
 def ok(text: str | None = None, usage: Any = AUTO, delay: float = 0.0) -> Fault:
     """Success, optionally with a fixed text, a usage override (None = omit) or a delay."""
     return Fault(200, None, text=text, usage=usage, delay=delay)
+
+
+def stream_error(after: int = 2, delay: float = 0.0) -> Fault:
+    """A streamed answer that fails after ``after`` pieces with the vendor's error event."""
+    return Fault(200, None, error_after=after, piece_delay=delay)
+
+
+def stream_cut(after: int = 2, delay: float = 0.0) -> Fault:
+    """A streamed answer whose connection drops after ``after`` pieces."""
+    return Fault(200, None, cut_after=after, piece_delay=delay)
 
 
 def hang(seconds: float | None = None, then: Fault | None = None) -> Fault:
@@ -377,9 +397,15 @@ def _success_body(req: RecordedRequest, text: str, usage: Any) -> tuple[int, dic
             out["usage"] = {"prompt_tokens": n, "completion_tokens": m, "total_tokens": n + m}
         out["system_fingerprint"] = "fp_vendorsrv"
     elif req.vendor == "anthropic":
+        tool = _forced_tool(req)  # a forced tool's answer is its input, the text as JSON
+        block = {"type": "text", "text": text}
+        if tool:
+            block = {"type": "tool_use", "id": f"toolu_01{hexid[:22]}", "name": tool,
+                     "input": _tool_input(text)}  # fmt: skip
+        end = "tool_use" if tool else "end_turn"
         out = {"id": f"msg_01{hexid[:22]}", "type": "message", "role": "assistant",
-               "model": model, "content": [{"type": "text", "text": text}],
-               "stop_reason": "end_turn", "stop_sequence": None}  # fmt: skip
+               "model": model, "content": [block], "stop_reason": end,
+               "stop_sequence": None}  # fmt: skip
         if usage is not None:
             out["usage"] = {"input_tokens": usage[0], "output_tokens": usage[1]}
     elif req.vendor == "gemini":
@@ -478,6 +504,7 @@ class VendorServer:
             self._per_model: dict[str, deque[Fault]] = {}
             self._always: dict[str, Fault] = {}
             self._requests: list[RecordedRequest] = []
+            self.abandoned: list[str] = []  # request ids of streams the client left early
             self.reply_text: str | None = None  # fixed success text (None = echo)
             self.usage: Any = AUTO  # AUTO, None (omit usage) or (prompt, completion)
 
@@ -559,6 +586,9 @@ class VendorServer:
             usage = self.usage if fault.usage == AUTO else fault.usage
             if usage == AUTO:
                 usage = (max(1, len(prompt) // 4), max(1, len(text) // 4))
+            if _streamed(vendor, path, body):
+                self._stream(h, req, text, usage, fault)
+                return
             status, payload = _success_body(req, text, usage)
         elif callable(payload):
             payload = payload(req)
@@ -579,6 +609,150 @@ class VendorServer:
         if h.close_connection:
             lines.append("connection: close")
         h.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data)  # one write
+
+    def _stream(self, h: Any, req: RecordedRequest, text: str, usage: Any, fault: Fault) -> None:
+        """Answer as the vendor streams: Server-Sent Events, each written and flushed on its
+        own (chunked encoding), the usage where that vendor puts it."""
+        head = ["HTTP/1.1 200 OK", "content-type: text/event-stream", "transfer-encoding: chunked"]
+        if req.vendor in _ID_HEADER:
+            head.append(f"{_ID_HEADER[req.vendor]}: {req.request_id}")
+        h.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        h.wfile.flush()
+        pieces = re.findall(r"\S+\s*", text) or [text]
+        try:
+            for n, event in enumerate(_sse_events(req, pieces, usage, fault)):
+                if event is None:  # the connection drops here
+                    h.close_connection = True
+                    h.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if n and fault.piece_delay and self._stopping.wait(fault.piece_delay):
+                    return
+                # once the first piece is out (after the opening events), hold the rest
+                held = fault.gate is not None and n == _AFTER_FIRST_PIECE.get(req.vendor)
+                if held and not fault.gate.wait(GATE_TIMEOUT_S):
+                    h.close_connection = True
+                    h.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                data = event.encode()
+                h.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                h.wfile.flush()
+            h.wfile.write(b"0\r\n\r\n")
+            h.wfile.flush()
+        except OSError:  # the client left early
+            h.close_connection = True
+            with self._lock:
+                self.abandoned.append(req.request_id)
+                self._lock.notify_all()
+
+
+_SORRY = "The server had an error while processing your request. Sorry about that!"
+
+
+def _tool_input(text: str) -> Any:
+    """A tool's input is always JSON (decoding is constrained): the text, or it wrapped."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"text": text}
+
+
+def _forced_tool(req: RecordedRequest) -> str | None:
+    """The tool an Anthropic request forces (its answer is that tool's input), if any."""
+    choice = (req.json or {}).get("tool_choice") if isinstance(req.json, dict) else None
+    return choice.get("name") if isinstance(choice, dict) and choice.get("type") == "tool" else None
+
+
+def _streamed(vendor: str, path: str, body: Any) -> bool:
+    if vendor == "gemini":
+        return path.endswith(":streamGenerateContent")
+    return isinstance(body, dict) and body.get("stream") is True
+
+
+def _sse_events(req: RecordedRequest, pieces: list[str], usage: Any, fault: Fault) -> Iterator:
+    """The events of one streamed answer (None where the connection is to drop)."""
+    vendor, hexid, model = req.vendor, uuid.uuid4().hex, req.model
+    n_in, n_out = usage if usage is not None else (None, None)
+    stop_at = len(pieces) if fault.error_after is None else fault.error_after
+    cut_at = fault.cut_after
+
+    def data(obj: Any, event: str | None = None) -> str:
+        head = f"event: {event}\n" if event else ""
+        sep = "\r\n\r\n" if vendor == "gemini" else "\n\n"
+        return f"{head}data: {json.dumps(obj)}{sep}"
+
+    if vendor == "openai":
+        base = {"id": f"chatcmpl-{hexid[:29]}", "object": "chat.completion.chunk",
+                "created": int(req.timestamp), "model": model}  # fmt: skip
+        yield data({**base, "choices": [{"index": 0, "delta": {"role": "assistant",
+                    "content": ""}, "finish_reason": None}], "usage": None})  # fmt: skip
+        for i, piece in enumerate(pieces):
+            if i == cut_at:
+                yield None
+            if i == stop_at:
+                yield data({"error": {"message": _SORRY, "type": "server_error"}})
+                return
+            yield data({**base, "choices": [{"index": 0, "delta": {"content": piece},
+                        "finish_reason": None}], "usage": None})  # fmt: skip
+        yield data({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                    "usage": None})  # fmt: skip
+        include = (req.json or {}).get("stream_options", {}).get("include_usage")
+        if include and n_in is not None:
+            yield data({**base, "choices": [], "usage": {"prompt_tokens": n_in,
+                        "completion_tokens": n_out, "total_tokens": n_in + n_out}})  # fmt: skip
+        yield "data: [DONE]\n\n"
+    elif vendor == "anthropic":
+        start_usage = {"input_tokens": n_in, "output_tokens": 1} if n_in is not None else {}
+        yield data({"type": "message_start", "message": {"id": f"msg_01{hexid[:22]}",
+                    "type": "message", "role": "assistant", "model": model, "content": [],
+                    "stop_reason": None, "stop_sequence": None, "usage": start_usage}},
+                   "message_start")  # fmt: skip
+        tool = _forced_tool(req)
+        block = {"type": "text", "text": ""}
+        if tool:
+            block = {"type": "tool_use", "id": f"toolu_01{hexid[:22]}", "name": tool, "input": {}}
+        yield data(
+            {"type": "content_block_start", "index": 0, "content_block": block},
+            "content_block_start",
+        )
+        yield data({"type": "ping"}, "ping")
+        for i, piece in enumerate(pieces):
+            if i == cut_at:
+                yield None
+            if i == stop_at:
+                yield data({"type": "error", "error": {"type": "overloaded_error",
+                            "message": "Overloaded"}}, "error")  # fmt: skip
+                return
+            delta = {"type": "text_delta", "text": piece}
+            if tool:
+                delta = {"type": "input_json_delta", "partial_json": piece}
+            yield data(
+                {"type": "content_block_delta", "index": 0, "delta": delta},
+                "content_block_delta",
+            )
+        yield data({"type": "content_block_stop", "index": 0}, "content_block_stop")
+        end_usage = {"output_tokens": n_out} if n_out is not None else {}
+        end = "tool_use" if tool else "end_turn"
+        yield data({"type": "message_delta", "delta": {"stop_reason": end,
+                    "stop_sequence": None}, "usage": end_usage}, "message_delta")  # fmt: skip
+        yield data({"type": "message_stop"}, "message_stop")
+    else:  # gemini: every chunk carries the cumulative usageMetadata
+        for i, piece in enumerate(pieces):
+            if i == cut_at:
+                yield None
+            if i == stop_at:
+                yield data({"error": {"code": 503, "message": "The model is overloaded."
+                            " Please try again later.", "status": "UNAVAILABLE"}})  # fmt: skip
+                return
+            candidate = {"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}
+            if i == len(pieces) - 1:
+                candidate["finishReason"] = "STOP"
+            chunk: dict = {"candidates": [candidate], "modelVersion": model,
+                           "responseId": hexid[:22]}  # fmt: skip
+            if n_in is not None:
+                done = max(1, round(n_out * (i + 1) / len(pieces)))
+                chunk["usageMetadata"] = {"promptTokenCount": n_in, "candidatesTokenCount": done,
+                                          "totalTokenCount": n_in + done}  # fmt: skip
+            yield data(chunk)
 
 
 @contextmanager

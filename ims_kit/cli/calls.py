@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ims_kit.cli.base import cli, echo_json, open_kit
+from ims_kit.errors import StreamInterrupted
 from ims_kit.selector import STRATEGIES
 
 
@@ -86,57 +89,177 @@ def recommend(
         click.echo(str(rec))
 
 
+def generation_options(command):
+    """The options every calling command takes: the system prompt and the generation options."""
+    for option in reversed(
+        (
+            click.option("--system", help="The system prompt."),
+            click.option("--temperature", type=float, help="Sampling temperature, 0 to 2."),
+            click.option("--top-p", type=float, help="Nucleus sampling, 0 to 1."),
+            click.option("--max-tokens", type=int, help="Cap on the answer's length, in tokens."),
+            click.option("--stop", multiple=True, help="A stop sequence (repeatable)."),
+            click.option("--seed", type=int, help="Seed, for vendors that take one."),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def option_values(system, temperature, top_p, max_tokens, stop, seed) -> dict:
+    """The keyword arguments of ``kit.ask`` for the generation options that were given."""
+    return {
+        "system": system,
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_tokens": max_tokens,
+        "stop": list(stop) or None,
+        "seed": seed,
+    }
+
+
+def read_schema(path: Path | None) -> dict | None:
+    """The JSON Schema in ``path`` ('-' reads stdin), or a one-line error."""
+    if path is None:
+        return None
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        schema = json.loads(text)
+    except ValueError as exc:
+        raise click.ClickException(f"{path}: not JSON ({exc})") from None
+    if not isinstance(schema, dict):
+        kind = type(schema).__name__
+        raise click.ClickException(f"{path}: a JSON Schema is an object, got {kind}")
+    return schema
+
+
+def notices(answer) -> None:
+    """What recovery did and which options were not sent, on stderr."""
+    for a in answer.attempts:
+        if a.action in ("fallback", "retry", "truncate", "shrink"):
+            click.echo(f"ims: {a.model_id}: {a.error_kind}: {a.action} ({a.detail})", err=True)
+    for name, why in answer.dropped_options.items():
+        click.echo(f"ims: {answer.model_id}: {name} not sent: {why}", err=True)
+
+
+def accounting(answer) -> str:
+    """One line: who answered, tokens, cost, latency (and time to first token)."""
+    cost = "unpriced" if answer.cost_usd is None else f"${answer.cost_usd:.6f}"
+    ttft = f" (first token {answer.ttft_ms:.0f} ms)" if answer.ttft_ms is not None else ""
+    return (
+        f"{answer.model_id} ({answer.provider}), {answer.tokens_in} in / "
+        f"{answer.tokens_out} out tokens, {cost}, {answer.latency_ms:.0f} ms{ttft}"
+    )
+
+
+def print_stream(stream) -> Any:
+    """Print a stream's pieces as they arrive; Ctrl-C stops it (the partial call is logged).
+    Returns its Answer, or None when stopped."""
+    try:
+        for piece in stream:
+            click.echo(piece, nl=False)
+    except KeyboardInterrupt:
+        stream.close()
+        click.echo("")
+        click.echo("ims: stopped; the partial call is logged", err=True)
+        return None
+    except StreamInterrupted as exc:
+        click.echo("")
+        raise click.ClickException(str(exc)) from None
+    click.echo("")
+    return stream.answer
+
+
+def model_options(command):
+    """Which model answers: --model (else the selector, by --strategy), --fallback, --provider."""
+    for option in reversed(
+        (
+            click.option("--model", help="Call this model (from `ims models`), not the choice."),
+            click.option(
+                "--fallback", "fallbacks", multiple=True, help="Model to fall back to (in order)."
+            ),
+            click.option(
+                "--provider",
+                help="Override the models' provider, e.g. 'simulated' to work offline, no key.",
+            ),
+            click.option(
+                "--strategy",
+                metavar="|".join(STRATEGIES),
+                help="How to choose the model when --model is not given. [env: IMS_STRATEGY]",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @click.argument("prompt")
-@click.option("--model", help="Call this model (from `ims models`) instead of recommending one.")
-@click.option(
-    "--fallback", "fallbacks", multiple=True, help="Model to fall back to (repeatable, in order)."
-)
-@click.option(
-    "--provider",
-    help="Override the models' provider, e.g. 'simulated' to work offline with no key.",
-)
-@click.option(
-    "--strategy",
-    metavar="|".join(STRATEGIES),
-    help="How to choose the model when --model is not given. [env: IMS_STRATEGY]",
-)
+@model_options
 @click.option("--min-context", type=int, help="Minimum context window. [env: IMS_MIN_CONTEXT]")
 @click.option("--vendor", "vendors", multiple=True, help="Only these vendors (repeatable).")
-@click.option("--max-tokens", type=int, help="Cap on the answer's length, in tokens.")
+@generation_options
+@click.option(
+    "--json-schema",
+    "schema_file",
+    type=click.Path(path_type=Path),
+    help="Answer as JSON valid against this JSON Schema file; prints the JSON.",
+)
+@click.option("--stream", is_flag=True, help="Print the answer as it arrives (Ctrl-C stops).")
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the answer and its accounting as JSON."
 )
 def ask(
-    prompt, model, fallbacks, provider, strategy, min_context, vendors, max_tokens, as_json
+    prompt,
+    model,
+    fallbacks,
+    provider,
+    strategy,
+    min_context,
+    vendors,
+    system,
+    temperature,
+    top_p,
+    max_tokens,
+    stop,
+    seed,
+    schema_file,
+    stream,
+    as_json,
 ) -> None:
     """Ask PROMPT ('-' reads stdin): select a model, call it with recovery, log the cost."""
     if prompt == "-":
         prompt = sys.stdin.read()
+    if stream and as_json:
+        raise click.UsageError("--stream prints the text as it comes; --json prints it at the end")
     constraints = (
         {}
         if model
         else {"strategy": strategy, "min_context_window": min_context, "vendors": list(vendors)}
     )
-    answer = open_kit().ask(
-        prompt,
+    schema = read_schema(schema_file)
+    kit = open_kit()
+    call = dict(
         model=model,
         fallbacks=list(fallbacks) or None,
         provider=provider,
-        max_tokens=max_tokens,
+        json_schema=schema,
+        **option_values(system, temperature, top_p, max_tokens, stop, seed),
         **constraints,
     )
-    if as_json:
-        data = dataclasses.asdict(answer)
-        echo_json(data)
+    if stream:
+        answer = print_stream(kit.stream(prompt, **call))
+        if answer is None:
+            sys.exit(130)
+        notices(answer)
+        click.echo(f"ims: {accounting(answer)}", err=True)
         return
-    for a in answer.attempts:
-        if a.action in ("fallback", "retry", "truncate"):
-            click.echo(f"ims: {a.model_id}: {a.error_kind}: {a.action} ({a.detail})", err=True)
-    click.echo(answer.text)
-    cost = "unpriced" if answer.cost_usd is None else f"${answer.cost_usd:.6f}"
-    click.echo(
-        f"ims: {answer.model_id} ({answer.provider}), {answer.tokens_in} in / "
-        f"{answer.tokens_out} out tokens, {cost}, {answer.latency_ms:.0f} ms",
-        err=True,
-    )
+    answer = kit.ask(prompt, **call)
+    if as_json:
+        echo_json(dataclasses.asdict(answer))
+        return
+    notices(answer)
+    click.echo(answer.text if schema is None else json.dumps(answer.data, indent=2))
+    click.echo(f"ims: {accounting(answer)}", err=True)

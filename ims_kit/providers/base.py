@@ -16,14 +16,15 @@ import os
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
 from ims_kit.errors import MissingKeyError, ProviderError
-from ims_kit.prompts import Prompt, as_prompt
+from ims_kit.prompts import Prompt, as_prompt, refused_by_registry
+from ims_kit.providers.sse import StreamState, aevents, events
 from ims_kit.records import Completion, ModelSpec
 from ims_kit.vendor_errors import (
     clean_text,
@@ -123,14 +124,24 @@ class HTTPProvider:
         """The endpoint a failed connection rules out: the base URL."""
         return self.base_url(spec)
 
+    def refused_options(self, spec: ModelSpec, prompt: Prompt) -> dict[str, str]:
+        """The options this model does not take, and why: recovery drops them before sending."""
+        return refused_by_registry(spec)
+
     def build_request(
-        self, spec: ModelSpec, prompt: Prompt
+        self, spec: ModelSpec, prompt: Prompt, stream: bool = False
     ) -> tuple[str, dict[str, str], dict[str, Any]]:
-        """(url, headers, JSON body) of the call; raises ``MissingKeyError`` before any I/O."""
+        """(url, headers, JSON body) of the call (streamed when ``stream``); raises
+        ``MissingKeyError`` before any I/O."""
         raise NotImplementedError
 
     def parse_success(self, data: Any, headers: Mapping[str, str]) -> dict[str, Any]:
         """Completion fields (text, tokens_in, tokens_out, finish_reason, request_id)."""
+        raise NotImplementedError
+
+    def read_event(self, event: str | None, data: Any, state: StreamState) -> str | None:
+        """One event of a streamed answer: its text piece (None if it has none), the usage,
+        ids and end it says into ``state``; an error event is returned by ``event_error``."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ calls
@@ -159,6 +170,116 @@ class HTTPProvider:
             raise self.transport_error(exc, url, spec, headers) from None
         latency_ms = (time.perf_counter() - start) * 1000
         return self._finish(response, latency_ms, spec.model_id, headers)
+
+    def stream(self, spec: ModelSpec, prompt: Prompt | str, **options: Any) -> Iterator[Any]:
+        """One streamed call: each text piece (a str) as it arrives, then the ``Completion``
+        with the usage the stream reported. A failure is a ``ProviderError``; closing the
+        generator early closes the connection."""
+        url, headers, body = self.build_request(spec, as_prompt(prompt, **options), stream=True)
+        client = self._client or self._sync_client()
+        state, start = StreamState(), time.perf_counter()
+        try:
+            with client.stream("POST", url, headers=headers, json=body) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise self._http_error(response, spec, headers)
+                state.request_id = response.headers.get(self.request_id_header)
+                for event, data in events(response.iter_lines()):
+                    piece = self._read(event, data, state, spec, headers)
+                    if piece:
+                        state.parts.append(piece)
+                        yield piece
+        except httpx.RequestError as exc:
+            raise self.transport_error(exc, url, spec, headers) from None
+        yield self._finished(state, spec, start)
+
+    async def astream(
+        self, spec: ModelSpec, prompt: Prompt | str, **options: Any
+    ) -> AsyncIterator[Any]:
+        """``stream`` for async code, on the async client of the running loop."""
+        url, headers, body = self.build_request(spec, as_prompt(prompt, **options), stream=True)
+        client = self._async_client()
+        state, start = StreamState(), time.perf_counter()
+        try:
+            async with client.stream("POST", url, headers=headers, json=body) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise self._http_error(response, spec, headers)
+                state.request_id = response.headers.get(self.request_id_header)
+                async for event, data in aevents(response.aiter_lines()):
+                    piece = self._read(event, data, state, spec, headers)
+                    if piece:
+                        state.parts.append(piece)
+                        yield piece
+        except httpx.RequestError as exc:
+            raise self.transport_error(exc, url, spec, headers) from None
+        yield self._finished(state, spec, start)
+
+    def _read(self, event, data, state, spec: ModelSpec, headers) -> str | None:
+        error = self.event_error(data, spec, headers)
+        if error is not None:
+            raise error
+        try:
+            return self.read_event(event, data, state)
+        except (LookupError, TypeError, AttributeError):
+            raise ProviderError(
+                f"unexpected stream event: {clean_text(redact(str(data)))!r}",
+                provider=self.name,
+                model=spec.model_id,
+                error_type="invalid_response",
+            ) from None
+
+    def final_text(self, state: StreamState) -> str:
+        """The answer's text once the stream is over: its pieces joined."""
+        return state.text
+
+    def event_error(self, data: Any, spec: ModelSpec, headers: Mapping[str, str]):
+        """The ProviderError of a vendor's mid-stream error event (None for other events)."""
+        if not (isinstance(data, dict) and (data.get("type") == "error" or "error" in data)):
+            return None
+        fields = error_fields(data)
+        code = (
+            (data.get("error") or {}).get("code") if isinstance(data.get("error"), dict) else None
+        )
+        message = redact(
+            fields.get("message") or "the stream reported an error", secrets_of(headers)
+        )
+        return ProviderError(
+            message,
+            provider=self.name,
+            model=spec.model_id,
+            status=code if isinstance(code, int) and 400 <= code < 600 else None,
+            error_type=fields.get("error_type"),
+            code=fields.get("code"),
+        )
+
+    def _finished(self, state: StreamState, spec: ModelSpec, start: float) -> Completion:
+        if not state.done:
+            raise ProviderError(
+                "the stream ended before the vendor said it was complete",
+                provider=self.name,
+                model=spec.model_id,
+                transport="read",
+            )
+        latency_ms = (time.perf_counter() - start) * 1000
+        return Completion(
+            self.final_text(state),
+            state.tokens_in,
+            state.tokens_out,
+            state.finish_reason,
+            state.request_id,
+            latency_ms,
+            state.model or spec.model_id,
+        )
+
+    def _http_error(self, response, spec: ModelSpec, headers) -> ProviderError:
+        return self.parse_error(
+            response.status_code,
+            response.headers,
+            response.text,
+            model=spec.model_id,
+            secrets=secrets_of(headers),
+        )
 
     def _sync_client(self) -> httpx.Client:
         with self._client_lock:  # threads may share a provider: create one pool, not several

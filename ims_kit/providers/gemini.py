@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from ims_kit.prompts import Prompt
 from ims_kit.providers.base import HTTPProvider, env, require_key
+from ims_kit.providers.sse import StreamState
 from ims_kit.records import ModelSpec
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -35,7 +36,7 @@ class GeminiProvider(HTTPProvider):
         return url.rstrip("/")
 
     def build_request(
-        self, spec: ModelSpec, prompt: Prompt
+        self, spec: ModelSpec, prompt: Prompt, stream: bool = False
     ) -> tuple[str, dict[str, str], dict[str, Any]]:
         key = require_key(self.name, "GEMINI_API_KEY", "GOOGLE_API_KEY")
         model = quote(spec.api_model.removeprefix("models/"), safe="")
@@ -45,7 +46,8 @@ class GeminiProvider(HTTPProvider):
         config = generation_config(prompt)
         if config:
             body["generationConfig"] = config
-        url = f"{self.base_url(spec)}/v1beta/models/{model}:generateContent"
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        url = f"{self.base_url(spec)}/v1beta/models/{model}:{method}"
         return url, {"x-goog-api-key": key}, body
 
     def parse_success(self, data: Any, headers: Mapping[str, str]) -> dict[str, Any]:
@@ -66,6 +68,23 @@ class GeminiProvider(HTTPProvider):
             "request_id": data.get("responseId"),
             "model": data.get("modelVersion") or "",
         }
+
+    def read_event(self, event: str | None, data: Any, state: StreamState) -> str | None:
+        # every chunk carries the usage so far (cumulative): the last one is the total
+        if data.get("usageMetadata"):
+            state.tokens_in, state.tokens_out = usage_tokens(data["usageMetadata"])
+        state.model = data.get("modelVersion") or state.model
+        state.request_id = data.get("responseId") or state.request_id
+        candidates = data.get("candidates") or []
+        if not candidates:
+            if (data.get("promptFeedback") or {}).get("blockReason"):
+                state.finish_reason, state.done = data["promptFeedback"]["blockReason"], True
+            return None
+        first = candidates[0]
+        if first.get("finishReason"):
+            state.finish_reason, state.done = first["finishReason"], True
+        parts = (first.get("content") or {}).get("parts") or []
+        return "".join(p.get("text", "") for p in parts if not p.get("thought")) or None
 
 
 def contents(prompt: Prompt) -> list[dict[str, Any]]:

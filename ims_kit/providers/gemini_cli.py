@@ -151,6 +151,10 @@ class GeminiCliProvider:
         base = os.environ.get("GOOGLE_GEMINI_BASE_URL", "").strip()
         return (base or "https://generativelanguage.googleapis.com").rstrip("/")
 
+    def refused_options(self, spec: ModelSpec, prompt: Prompt) -> dict[str, str]:
+        """Every generation option: the CLI has no flag for any of them."""
+        return {name: "the gemini CLI has no flag for it" for name in prompt.options.given()}
+
     def argv(self, spec: ModelSpec, prompt: Prompt) -> list[str]:
         """``gemini -m MODEL --prompt=TEXT -o json [passthrough...]`` (``--prompt=`` so that a
         prompt starting with "-" is not read as a flag)."""
@@ -198,12 +202,18 @@ class GeminiCliProvider:
 
 def as_text(prompt: Prompt) -> str:
     """The prompt as the one text the CLI takes: the user's words alone, or, with a system
-    prompt or several turns, the conversation as a labelled transcript."""
+    prompt or several turns, the conversation as a labelled transcript. A JSON Schema (the CLI
+    has no structured output) becomes an instruction; the answer is validated all the same."""
     if not prompt.system and len(prompt.messages) == 1:
-        return prompt.messages[0].content
-    lines = [f"System: {prompt.system}"] if prompt.system else []
-    lines += [f"{m.role.capitalize()}: {m.content}" for m in prompt.messages]
-    return "\n\n".join(lines)
+        text = prompt.messages[0].content
+    else:
+        lines = [f"System: {prompt.system}"] if prompt.system else []
+        lines += [f"{m.role.capitalize()}: {m.content}" for m in prompt.messages]
+        text = "\n\n".join(lines)
+    if prompt.json_schema is not None:
+        schema = json.dumps(dict(prompt.json_schema))
+        text += f"\n\nAnswer with JSON only, valid against this JSON Schema: {schema}"
+    return text
 
 
 def to_error(run: Run, model: str | None = None) -> GeminiCliError:

@@ -7,7 +7,9 @@ from typing import Any
 
 from ims_kit.prompts import Prompt
 from ims_kit.providers.base import HTTPProvider, env, require_key
+from ims_kit.providers.sse import DONE, StreamState
 from ims_kit.records import ModelSpec
+from ims_kit.validators import is_closed
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -39,7 +41,7 @@ class OpenAIProvider(HTTPProvider):
         return (url or DEFAULT_BASE_URL).rstrip("/")
 
     def build_request(
-        self, spec: ModelSpec, prompt: Prompt
+        self, spec: ModelSpec, prompt: Prompt, stream: bool = False
     ) -> tuple[str, dict[str, str], dict[str, Any]]:
         if self.compatible:
             key = env("OPENAI_COMPATIBLE_API_KEY")
@@ -57,6 +59,9 @@ class OpenAIProvider(HTTPProvider):
             body["stop"] = list(o.stop)
         if prompt.json_schema is not None:
             body["response_format"] = response_format(prompt.json_schema)
+        if stream:  # the usage comes in one last chunk, before [DONE]
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
         return f"{self.base_url(spec)}/chat/completions", headers, body
 
     def parse_success(self, data: Any, headers: Mapping[str, str]) -> dict[str, Any]:
@@ -71,6 +76,23 @@ class OpenAIProvider(HTTPProvider):
             "request_id": headers.get("x-request-id") or data.get("id"),
             "model": data.get("model") or "",
         }
+
+    def read_event(self, event: str | None, data: Any, state: StreamState) -> str | None:
+        if data == DONE:
+            state.done = True
+            return None
+        state.model = data.get("model") or state.model
+        state.request_id = state.request_id or data.get("id")
+        usage = data.get("usage")
+        if usage:
+            state.tokens_in = usage.get("prompt_tokens")
+            state.tokens_out = usage.get("completion_tokens")
+        piece = None
+        for choice in data.get("choices") or []:
+            delta = choice.get("delta") or {}
+            piece = delta.get("content") or delta.get("refusal") or piece
+            state.finish_reason = choice.get("finish_reason") or state.finish_reason
+        return piece
 
 
 def messages(spec: ModelSpec, prompt: Prompt) -> list[dict[str, str]]:
@@ -87,26 +109,5 @@ def response_format(schema: Mapping[str, Any]) -> dict[str, Any]:
     (every object closed, every property required), else the schema as guidance."""
     return {
         "type": "json_schema",
-        "json_schema": {"name": "answer", "schema": dict(schema), "strict": _strict_ready(schema)},
+        "json_schema": {"name": "answer", "schema": dict(schema), "strict": is_closed(schema)},
     }
-
-
-def _strict_ready(schema: Any) -> bool:
-    if not isinstance(schema, Mapping):
-        return True
-    if schema.get("type") == "object" or "properties" in schema:
-        properties = schema.get("properties") or {}
-        if schema.get("additionalProperties") is not False:
-            return False
-        if set(schema.get("required") or ()) != set(properties):
-            return False
-    children = list((schema.get("properties") or {}).values())
-    children += [schema[k] for k in ("items",) if isinstance(schema.get(k), Mapping)]
-    children += [s for k in ("anyOf", "$defs") for s in _listed(schema.get(k))]
-    return all(_strict_ready(c) for c in children)
-
-
-def _listed(value: Any) -> list[Any]:
-    if isinstance(value, Mapping):
-        return list(value.values())
-    return list(value) if isinstance(value, list) else []

@@ -10,16 +10,18 @@ It needs no key and never imports httpx.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import random
 import re
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ims_kit.errors import ErrorKind, InvalidInputError, ProviderError
-from ims_kit.prompts import Prompt, as_prompt
+from ims_kit.prompts import Prompt, as_prompt, refused_by_registry
 from ims_kit.records import Completion, ModelSpec
 
 ANY_MODEL = "*"
@@ -27,6 +29,8 @@ FAST_MS, MEDIUM_MS, SLOW_MS = 400.0, 1000.0, 2500.0  # median latency by model s
 LATENCY_SIGMA = 0.35  # lognormal spread: p95 ≈ 1.8 × median
 OUTPUT_MEDIAN_TOKENS, OUTPUT_SIGMA = 180.0, 0.7
 FAULT_LATENCY_SHARE = 0.1  # an error answer comes back faster than a completion
+TTFT_SHARE = 0.3  # a stream's first piece arrives after this share of the whole answer's time
+WORDS_PER_PIECE = 3
 _FAST = {"mini", "flash", "haiku", "nano", "lite", "8b"}
 _SLOW = {"pro", "opus", "o1", "o3", "405b"}
 _WORD_SPLIT = re.compile(r"[-_.:/\s]+")
@@ -105,8 +109,8 @@ class SimulatedProvider:
         self.calls = 0
         self._lock = threading.Lock()
         self._rngs: dict[str, random.Random] = {}
-        self._queued: dict[str, deque[tuple[ErrorKind, float | None]]] = {}
-        self._always: dict[str, tuple[ErrorKind, float | None]] = {}
+        self._queued: dict[str, deque[_Fault]] = {}
+        self._always: dict[str, _Fault] = {}
 
     def __repr__(self) -> str:
         return f"SimulatedProvider(seed={self.seed}, realtime={self.realtime})"
@@ -119,11 +123,19 @@ class SimulatedProvider:
         *,
         count: int = 1,
         retry_after_s: float | None = None,
+        after_pieces: int | None = None,
     ) -> None:
-        """Fail the next ``count`` calls to ``model_id`` (``"*"``: any model) with ``kind``."""
+        """Fail the next ``count`` calls to ``model_id`` (``"*"``: any model) with ``kind``.
+
+        ``after_pieces``: a stream fails after yielding that many pieces (a connection lost
+        mid-answer); a plain call fails at once."""
         if count < 1:
             raise InvalidInputError(f"count must be at least 1, got {count!r}")
-        fault = (parse_kind(kind), retry_after_s)
+        if after_pieces is not None and (
+            isinstance(after_pieces, bool) or not isinstance(after_pieces, int) or after_pieces < 1
+        ):
+            raise InvalidInputError(f"after_pieces must be at least 1, got {after_pieces!r}")
+        fault = _Fault(parse_kind(kind), retry_after_s, after_pieces)
         with self._lock:
             self._queued.setdefault(model_id, deque()).extend([fault] * count)
 
@@ -135,7 +147,7 @@ class SimulatedProvider:
             if kind is None:
                 self._always.pop(model_id, None)
             else:
-                self._always[model_id] = (parse_kind(kind), retry_after_s)
+                self._always[model_id] = _Fault(parse_kind(kind), retry_after_s)
 
     def clear(self) -> None:
         """Forget every injected and permanent fault."""
@@ -143,7 +155,7 @@ class SimulatedProvider:
             self._queued.clear()
             self._always.clear()
 
-    def _next_fault(self, model_id: str) -> tuple[ErrorKind, float | None] | None:
+    def _next_fault(self, model_id: str) -> _Fault | None:
         for key in (model_id, ANY_MODEL):
             if key in self._always:
                 return self._always[key]
@@ -155,17 +167,49 @@ class SimulatedProvider:
     # ------------------------------------------------------------------ calls
     def complete(self, spec: ModelSpec, prompt: Prompt | str, **options: Any) -> Completion:
         """One simulated call: a ``Completion`` or a vendor-shaped ``ProviderError``."""
-        outcome, seconds = self._draw(spec, as_prompt(prompt, **options))
+        outcome, seconds, _ = self._draw(spec, as_prompt(prompt, **options))
         if self.realtime:
             time.sleep(seconds)
         return _deliver(outcome, seconds)
 
     async def acomplete(self, spec: ModelSpec, prompt: Prompt | str, **options: Any) -> Completion:
         """``complete`` for async code (``asyncio.sleep`` when ``realtime``)."""
-        outcome, seconds = self._draw(spec, as_prompt(prompt, **options))
+        outcome, seconds, _ = self._draw(spec, as_prompt(prompt, **options))
         if self.realtime:
             await asyncio.sleep(seconds)
         return _deliver(outcome, seconds)
+
+    def stream(self, spec: ModelSpec, prompt: Prompt | str, **options: Any) -> Iterator[Any]:
+        """The answer in pieces of a few words, then its ``Completion`` (with the time to the
+        first piece); an injected fault fails before the first piece, or after
+        ``after_pieces``. With ``realtime`` the pieces arrive over the drawn latency."""
+        outcome, seconds, broken = self._draw(spec, as_prompt(prompt, **options), stream=True)
+        pieces, pauses = _pieces(outcome, seconds, broken)
+        for i, piece in enumerate(pieces):
+            if self.realtime:
+                time.sleep(pauses[i])
+            yield piece
+        if self.realtime:
+            time.sleep(pauses[-1])
+        yield _deliver(broken or outcome, seconds)
+
+    async def astream(
+        self, spec: ModelSpec, prompt: Prompt | str, **options: Any
+    ) -> AsyncIterator[Any]:
+        """``stream`` for async code."""
+        outcome, seconds, broken = self._draw(spec, as_prompt(prompt, **options), stream=True)
+        pieces, pauses = _pieces(outcome, seconds, broken)
+        for i, piece in enumerate(pieces):
+            if self.realtime:
+                await asyncio.sleep(pauses[i])
+            yield piece
+        if self.realtime:
+            await asyncio.sleep(pauses[-1])
+        yield _deliver(broken or outcome, seconds)
+
+    def refused_options(self, spec: ModelSpec, prompt: Prompt) -> dict[str, str]:
+        """What the row says the model refuses: dropped offline as a real call drops them."""
+        return refused_by_registry(spec)
 
     def endpoint(self, spec: ModelSpec) -> None:
         """No endpoint: nothing to connect to, so nothing to be unreachable."""
@@ -177,7 +221,11 @@ class SimulatedProvider:
     async def aclose(self) -> None:
         """Nothing to release."""
 
-    def _draw(self, spec: ModelSpec, prompt: Prompt) -> tuple[Completion | ProviderError, float]:
+    def _draw(
+        self, spec: ModelSpec, prompt: Prompt, *, stream: bool = False
+    ) -> tuple[Completion | ProviderError, float, _Fault | None]:
+        """(the completion or the fault, its simulated seconds, and for a stream that breaks
+        mid-way the fault it breaks with, the completion then being what it would have been)."""
         from ims_kit import tokens
 
         tokens_in = max(1, tokens.count_prompt(prompt))  # the selector's own count
@@ -194,20 +242,26 @@ class SimulatedProvider:
             text_seed = rng.getrandbits(32)
             fault = self._next_fault(spec.model_id)
         if fault is None and tokens_in > spec.context_window:
-            fault = (ErrorKind.CONTEXT_OVERFLOW, None)
+            fault = _Fault(ErrorKind.CONTEXT_OVERFLOW)
         if fault is None and cap < 1:
-            fault = (ErrorKind.INVALID_REQUEST, None)
+            fault = _Fault(ErrorKind.INVALID_REQUEST)
+        broken = None
         if fault is not None:
-            kind, retry_after_s = fault
-            error = _fault_error(kind, spec, tokens_in, retry_after_s, request_id, self.timeout_s)
-            if kind is ErrorKind.TIMEOUT:
-                seconds = self.timeout_s
+            error = _fault_error(
+                fault.kind, spec, tokens_in, fault.retry_after_s, request_id, self.timeout_s
+            )
+            if stream and fault.after_pieces:
+                broken = dataclasses.replace(fault, error=error)
             else:
-                seconds = latency_ms / 1000 * FAULT_LATENCY_SHARE
-            self._advance(seconds)
-            return error, seconds
-        text = _json_answer(prompt.json_schema) if prompt.json_schema is not None else None
-        text = text if text is not None else _canned(prompt.last_user)
+                if fault.kind is ErrorKind.TIMEOUT:
+                    seconds = self.timeout_s
+                else:
+                    seconds = latency_ms / 1000 * FAULT_LATENCY_SHARE
+                self._advance(seconds)
+                return error, seconds, None
+        text = _canned(prompt.last_user)
+        if prompt.json_schema is not None:
+            text = _json_answer(prompt.json_schema, text)
         if text is None:
             tokens_out = max(1, round(drawn_out))
             text = _filler(spec.model_id, min(tokens_out, cap), random.Random(text_seed))
@@ -216,7 +270,7 @@ class SimulatedProvider:
         finish = "stop"
         if tokens_out > cap:
             tokens_out, finish = cap, "length"
-            text = text[: cap * 4]
+            text = text[: cap * 4].rsplit(" ", 1)[0]  # cut at a word, as a real cap would
         self._advance(latency_ms / 1000)
         completion = Completion(
             text=text,
@@ -226,26 +280,64 @@ class SimulatedProvider:
             request_id=request_id,
             latency_ms=latency_ms,
             model=spec.model_id,
+            ttft_ms=latency_ms * TTFT_SHARE if stream else None,
         )
-        return completion, latency_ms / 1000
+        return completion, latency_ms / 1000, broken
 
     def _advance(self, seconds: float) -> None:
         if self.clock is not None:
             self.clock.advance(seconds)
 
 
-def _deliver(outcome: Completion | ProviderError, seconds: float) -> Completion:
+@dataclasses.dataclass(frozen=True)
+class _Fault:
+    """An injected failure: its kind, the wait it hints, and for a stream how many pieces
+    arrive before it (None: it fails before the first)."""
+
+    kind: ErrorKind
+    retry_after_s: float | None = None
+    after_pieces: int | None = None
+    error: ProviderError | None = None  # set when a stream is drawn to break mid-way
+
+
+def _deliver(outcome: Completion | ProviderError | _Fault, seconds: float) -> Completion:
     """Return the completion, or raise the fault with the time it (simulatedly) took."""
+    if isinstance(outcome, _Fault):
+        outcome.error.latency_ms = seconds * 1000
+        raise outcome.error
     if isinstance(outcome, ProviderError):
         outcome.latency_ms = seconds * 1000
         raise outcome
     return outcome
 
 
-def _json_answer(schema: Any) -> str:
-    """A JSON document valid for ``schema``: what a model asked for structured output says."""
+def _pieces(
+    outcome: Completion | ProviderError, seconds: float, broken: _Fault | None
+) -> tuple[list[str], list[float]]:
+    """The text in pieces of a few words (all of them, or those before a break), and the
+    pauses before each and before the end: the first after TTFT_SHARE of the time."""
+    if isinstance(outcome, ProviderError):
+        return [], [0.0]
+    words = re.findall(r"\S+\s*", outcome.text) or ([outcome.text] if outcome.text else [])
+    pieces = [
+        "".join(words[i : i + WORDS_PER_PIECE]) for i in range(0, len(words), WORDS_PER_PIECE)
+    ]
+    if broken is not None:
+        pieces = pieces[: min(broken.after_pieces or 0, max(0, len(pieces) - 1))]
+    first = seconds * TTFT_SHARE
+    rest = (seconds - first) / max(1, len(pieces))
+    return pieces, [first, *([rest] * len(pieces))]
+
+
+def _json_answer(schema: Any, canned: str | None) -> str:
+    """What a model asked for structured output says: the canned answer when it is valid JSON
+    for ``schema`` ("4" for an integer), else the simplest document the schema accepts."""
     import json
 
+    from ims_kit.validators import json_check
+
+    if canned is not None and json_check(schema)(canned)[1] is None:
+        return canned
     return json.dumps(_example(schema))
 
 
