@@ -201,6 +201,49 @@ def circuits(path: str) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
 
 
 @st.cache_data(ttl=DATA_TTL_S, show_spinner=False)
+def budgets(path: str) -> list[dict[str, Any]]:
+    """``kit.budgets.status()`` as dicts: limit, spent, reserved, left, reset time."""
+    return [b.to_dict() for b in _open(path).budgets.status()]
+
+
+def budget_table(statuses: list[dict[str, Any]]) -> None:
+    """The budgets as a table: what is spent, set aside for calls in flight, left, and how
+    long until the period resets."""
+    now = datetime.now(UTC)
+    rows = []
+    for b in statuses:
+        resets = datetime.fromisoformat(b["resets_at"]) if b["resets_at"] else None
+        rows.append(
+            {
+                "budget": f"#{b['id']}",
+                "scope": b["scope"],
+                "period": b["period"],
+                "limit": money(b["limit_usd"]),
+                "spent": money(b["spent_usd"]),
+                "reserved": money(b["reserved_usd"]),
+                "left": money(b["left_usd"]),
+                "used": b["spent_usd"] / b["limit_usd"],
+                "resets in": _until(resets - now) if resets else "never",
+            }
+        )
+    st.dataframe(
+        rows,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "used": st.column_config.ProgressColumn("used", min_value=0.0, max_value=1.0)
+        },
+    )
+
+
+def _until(delta: timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    return f"{days} d {hours} h" if days else f"{hours} h {minutes} min"
+
+
+@st.cache_data(ttl=DATA_TTL_S, show_spinner=False)
 def events(
     path: str,
     range_key: str,

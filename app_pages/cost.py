@@ -12,6 +12,14 @@ by = st.segmented_control("Stack by", ["model", "vendor"], default="model", key=
 @st.fragment(run_every=shared.refresh_every())
 def live() -> None:
     f = shared.filters()
+    budgets = shared.budgets(shared.db_path())
+    if budgets:
+        st.subheader("Budgets")
+        shared.budget_table(budgets)
+        st.caption(
+            "Spent and reserved in the current period (UTC calendar); a call whose worst case"
+            " does not fit what is left is refused before it is sent. `ims budget list`."
+        )
     timeline = shared.timeline(shared.db_path(), f.args)
     if timeline.empty:
         shared.no_usage(f)

@@ -17,6 +17,7 @@ def live() -> None:
     not_closed = {m: s for m, s in states.items() if s["state"] != "closed"}
     blocking = {m: states[m]["state"] for m in unavailable}
     figures, timeline = shared.overview(path, f.args)
+    budgets = shared.budgets(path)
     shared.simulated_banner(figures["simulated_attempts"], figures["attempts"])
 
     problems = health.problems(
@@ -27,6 +28,7 @@ def live() -> None:
         success_rate=figures["success_rate"],
         failures=figures["failures"],
         scope="this range's",
+        budgets=budgets,
     )
     if problems:
         st.warning("**Degraded.** " + "; ".join(problems), icon=":material/warning:")
@@ -76,6 +78,9 @@ def live() -> None:
     with right:
         shared.chart(charts.cost_over_time(timeline, by="simulated"), key="cost")
 
+    if budgets:
+        st.subheader("Budgets")
+        shared.budget_table(budgets)
     st.subheader("Circuits not closed")
     if not_closed:
         st.dataframe(

@@ -197,6 +197,38 @@ class StreamInterrupted(ImsError):
         )
 
 
+class BudgetExceeded(ImsError):
+    """A call was refused before it was sent: its worst-case cost does not fit a budget (or the
+    model is unpriced and the budget does not allow that). Names the budget, its limit and
+    what is left."""
+
+    def __init__(
+        self,
+        budget: str,
+        *,
+        limit_usd: float,
+        left_usd: float,
+        needed_usd: float | None,
+        model_id: str,
+        budget_id: int | None = None,
+    ):
+        self.budget = budget
+        self.budget_id = budget_id
+        self.limit_usd = limit_usd
+        self.left_usd = left_usd
+        self.needed_usd = needed_usd
+        self.model_id = model_id
+        if needed_usd is None:
+            why = f"{model_id} is unpriced and {budget} does not allow unpriced models"
+        else:
+            why = (
+                f"{model_id} could cost up to ${needed_usd:.6f} (its prompt and the longest"
+                f" answer allowed; a smaller max_tokens reserves less) and {budget} has"
+                f" ${left_usd:.6f} left"
+            )
+        super().__init__(f"refused before sending: {why}")
+
+
 class NoModelAvailable(ImsError):
     """No registered model satisfies the request; ``excluded_by`` counts models per constraint."""
 

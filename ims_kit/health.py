@@ -77,6 +77,7 @@ def snapshot(kit: Any, *, now: datetime | None = None) -> dict[str, Any]:
             ],
         },
         "circuits": _circuits(kit),
+        "budgets": [b.to_dict() for b in kit.budgets.status()],
         "events": [
             {"ts": e.ts, "kind": e.kind, "subject": e.subject}
             for e in kit.events.recent(LAST_EVENTS)
@@ -139,10 +140,12 @@ def problems(
     failures: int,
     pending: list[str] | tuple[str, ...] = (),
     scope: str = "today's",
+    budgets: list[dict[str, Any]] | tuple = (),
 ) -> list[str]:
     """What needs attention; the rules of `ims status` and the dashboard's Overview.
 
-    ``blocking`` maps each model refusing calls now to its breaker state.
+    ``blocking`` maps each model refusing calls now to its breaker state; ``budgets`` are
+    ``kit.budgets.status()`` dicts (one spent to its limit refuses every call it covers).
     """
     found = []
     if pending:
@@ -155,6 +158,14 @@ def problems(
         ids = [m for m, s in blocking.items() if s == state]
         if ids:
             found.append(f"{said}: {', '.join(ids)}")
+    for b in budgets:
+        if b["left_usd"] <= 0:
+            resets = (
+                f", resets {b['resets_at'][:16].replace('T', ' ')} UTC" if b["resets_at"] else ""
+            )
+            found.append(
+                f"budget #{b['id']} ({b['scope']}) is spent: its calls are refused{resets}"
+            )
     if (
         requests >= MIN_REQUESTS_FOR_RATE
         and success_rate is not None
@@ -176,6 +187,7 @@ def _health(snap: dict[str, Any]) -> dict[str, Any]:
         success_rate=today["success_rate"],
         failures=today["failures"],
         pending=snap["database"]["pending_migrations"],
+        budgets=snap["budgets"],
     )
     return {"status": "degraded" if found else "ok", "problems": found}
 
@@ -188,6 +200,7 @@ def _unusable(path: Path, problem: str, now: datetime | None, *, exists: bool = 
         "registry": None,
         "usage": None,
         "circuits": None,
+        "budgets": None,
         "events": None,
         "providers": providers(),
     }

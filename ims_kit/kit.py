@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Callable
@@ -10,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from ims_kit import tokens
+from ims_kit.batch_store import BatchStore
+from ims_kit.budgets import Budgets, worst_case_usd
 from ims_kit.circuits import CircuitBreaker
 from ims_kit.clock import Clock, TimeSource, as_clock
 from ims_kit.db import default_path, file_info, open_db
-from ims_kit.errors import ImsError, InvalidInputError
+from ims_kit.errors import ImsError, InvalidInputError, NoModelAvailable
 from ims_kit.events import EventLog
 from ims_kit.prompts import Prompt, build_prompt, refused_by_registry
 from ims_kit.records import Answer, ModelSpec
@@ -68,8 +71,11 @@ class Kit:
             self.db, self.events, self.session_id, store_text=store_text, clock=self.clock
         )
         self.circuits = CircuitBreaker(self.db, self.events, clock=self.clock)
+        self.budgets = Budgets(self.db, self.events, self.clock)
+        self.batches = BatchStore(self.db, self.clock)
+        self.usage.budgets = self.budgets
         self.workflow_store = WorkflowStore(self.db, self.events, self.clock)
-        self.recovery = Recovery(self.circuits, self.usage, self.events, policy)
+        self.recovery = Recovery(self.circuits, self.usage, self.events, policy, self.budgets)
         self.recovery.chain_for = self._user_chain
         self._providers: dict[str, Any] = {}
 
@@ -127,12 +133,26 @@ class Kit:
         self, prompt: Prompt, provider: str | None, constraints: dict[str, Any]
     ) -> Recommendation:
         request = self._request(prompt, **{**RECOMMEND_DEFAULTS, **constraints})
-        rec = rank(
-            self.registry.snapshot(),
+        models = self.registry.snapshot()
+        simulated = provider == "simulated"
+        rank_with = functools.partial(
+            rank,
+            models,
             request,
             stats=self._stats(request.strategy),
-            open_circuits=self._open_circuits(simulated=provider == "simulated"),
+            open_circuits=self._open_circuits(simulated=simulated),
         )
+        over_budget = self._over_budget(models, request, prompt, simulated)
+        try:
+            rec = rank_with(over_budget=over_budget)
+        except NoModelAvailable:
+            if not over_budget:
+                raise
+            # the budgets are what leaves nothing: say so, for the model they refused first
+            top = rank_with().model
+            worst = worst_case_usd(top, request.prompt_tokens, prompt.options.max_tokens)
+            self.budgets.check(top, worst, simulated=simulated)
+            raise
         shown = {
             "min_context_window": request.min_context_window,
             "vendors": list(request.vendors),
@@ -357,6 +377,23 @@ class Kit:
         }
         return _Plan(sent, chain, adapter, context)
 
+    def check_call(self, caller: str = "ask", **call: Any) -> None:
+        """Check ``ask``'s arguments (all but the prompt) without calling: InvalidInputError
+        names the first that is wrong. What ``map`` does once for a whole batch."""
+        constraints = {k: v for k, v in call.items() if k not in ASK_ARGUMENTS}
+        _check_constraints(caller, constraints, call.get("model"))
+        build_prompt(
+            "x",
+            system=call.get("system"),
+            json_schema=call.get("json_schema"),
+            caller=caller,
+            **{name: call[name] for name in OPTION_NAMES if name in call},
+        )
+        if call.get("json_schema") is not None:
+            json_check(call["json_schema"])
+        if call.get("provider") is not None:
+            self.provider(call["provider"])
+
     def set_provider(self, name: str, adapter: Any) -> None:
         """Use ``adapter`` for every model whose provider is ``name`` (e.g. custom timeouts)."""
         old = self._providers.pop(name, None)
@@ -401,6 +438,18 @@ class Kit:
         except ImsError:
             ranked = []
         return [first, *(m for m in ranked if m.model_id != model_id)]
+
+    def _over_budget(
+        self, models: list[ModelSpec], request: Request, prompt: Prompt, simulated: bool
+    ) -> dict[str, str]:
+        """Model id -> why a budget cannot take this request at its worst case."""
+        if not self.budgets.active():
+            return {}
+        costs = {
+            m.model_id: worst_case_usd(m, request.prompt_tokens, prompt.options.max_tokens)
+            for m in models
+        }
+        return self.budgets.blocked(models, costs, simulated=simulated)
 
     def _stats(self, strategy: str) -> dict:
         """Observed success and latency per model, for the strategies that use them."""
@@ -458,6 +507,48 @@ class Kit:
 
     def __repr__(self) -> str:
         return f"<Kit {self.path} session={self.session_id}>"
+
+    # -- batches (the logic lives in ims_kit.batch) -------------------------------------------
+    def map(
+        self,
+        prompts: Any,
+        *,
+        concurrency: int = 8,
+        batch: str | None = None,
+        progress: bool | None = None,
+        **call: Any,
+    ) -> Any:
+        """Ask every prompt (``concurrency`` at a time, in threads); a ``BatchResult`` in input
+        order, each entry an ``Answer`` or the ``ImsError`` that ended that prompt.
+
+        ``prompts``: strings, or dicts with ``prompt`` or ``messages`` (and their own
+        ``system`` and ``id``). ``call``: what ``ask`` takes (model, fallbacks, provider,
+        system, options, json_schema, constraints), checked once before anything is sent. A
+        budget that runs out, or Ctrl-C, stops the batch; what finished is returned. A named
+        ``batch`` keeps its answers: rerun with the same name, only what has none is sent.
+        ``progress``: a bar (a widget in Jupyter); default on in a terminal or notebook.
+        """
+        from ims_kit.batch import run_map
+
+        return run_map(
+            self, prompts, concurrency=concurrency, batch=batch, progress=progress, **call
+        )
+
+    async def map_async(
+        self,
+        prompts: Any,
+        *,
+        concurrency: int = 32,
+        batch: str | None = None,
+        progress: bool | None = None,
+        **call: Any,
+    ) -> Any:
+        """``map`` for async code (``await kit.map_async(...)``), on ``ask_async``."""
+        from ims_kit.batch import run_map_async
+
+        return await run_map_async(
+            self, prompts, concurrency=concurrency, batch=batch, progress=progress, **call
+        )
 
     # -- workflows (the logic lives in ims_kit.workflow and ims_kit.tasks) --------------------
     def workflow(self, workflow_id: str | None = None, *, create: bool = True) -> Any:
@@ -532,6 +623,9 @@ def _names(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
 
 
 OPTION_NAMES = ("max_tokens", "temperature", "top_p", "stop", "seed")
+ASK_ARGUMENTS = (
+    "system", "model", "fallbacks", "provider", *OPTION_NAMES, "json_schema", "workflow_id",
+)  # fmt: skip
 RECOMMEND_DEFAULTS: dict[str, Any] = {
     "strategy": None,
     "min_context_window": None,

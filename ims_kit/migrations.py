@@ -197,6 +197,58 @@ def m008_streams_and_options(db: Database) -> None:
     db.execute("ALTER TABLE models ADD COLUMN unsupported_options TEXT NOT NULL DEFAULT '[]'")
 
 
+@migrations()
+def m009_budgets(db: Database) -> None:
+    """Spending caps and the money set aside for calls in flight (see ``ims_kit.budgets``)."""
+    _run(
+        db,
+        """
+        CREATE TABLE budgets (
+            id INTEGER PRIMARY KEY,
+            limit_usd REAL NOT NULL,
+            period TEXT NOT NULL,              -- day | week | month | total (calendar, UTC)
+            vendor TEXT,                       -- NULL: any vendor
+            model TEXT,                        -- NULL: any model
+            simulated INTEGER NOT NULL DEFAULT 0,  -- 1: caps simulated calls, not real ones
+            allow_unpriced INTEGER NOT NULL DEFAULT 0,
+            warn_at REAL,                      -- share of the limit that emits budget.warning
+            spent_usd REAL NOT NULL DEFAULT 0, -- in the period starting at period_start
+            period_start TEXT,
+            warned_period TEXT,                -- the period budget.warning was emitted in
+            created TEXT NOT NULL
+        );
+        CREATE TABLE budget_reservations (
+            id TEXT NOT NULL,                  -- one attempt's reservation
+            budget_id INTEGER NOT NULL,
+            amount_usd REAL NOT NULL,
+            created TEXT NOT NULL,
+            expires TEXT NOT NULL,
+            pid INTEGER,                       -- the reserving process: gone means stale
+            PRIMARY KEY (id, budget_id)
+        )
+        """,
+    )
+
+
+@migrations()
+def m010_batch_items(db: Database) -> None:
+    """What each prompt of a named batch came to, so that a rerun resumes."""
+    _run(
+        db,
+        """
+        CREATE TABLE batch_items (
+            batch TEXT NOT NULL,
+            item INTEGER NOT NULL,            -- the prompt's position in the batch
+            digest TEXT NOT NULL,             -- of what it asks: an edited prompt is asked again
+            answer TEXT,                      -- the Answer as JSON, NULL while it has none
+            error TEXT,                       -- what ended it last time, if it failed
+            updated TEXT NOT NULL,
+            PRIMARY KEY (batch, item)
+        )
+        """,
+    )
+
+
 def _run(db: Database, script: str) -> None:
     """Execute statements one by one: ``executescript`` would COMMIT the step's transaction."""
     for statement in script.split(";"):

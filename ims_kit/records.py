@@ -328,7 +328,7 @@ class Attempt:
     """One try within a request, and what recovery did next."""
 
     model_id: str
-    error_kind: str | None  # None on success; an ErrorKind value, CIRCUIT_OPEN or MISSING_KEY
+    error_kind: str | None  # None on success; an ErrorKind value, CIRCUIT_OPEN, MISSING_KEY, BUDGET
     status: int | None = None
     vendor_request_id: str | None = None  # the provider's id for this exchange
     latency_ms: float = 0.0
@@ -363,3 +363,14 @@ class Answer:
 
     def __str__(self) -> str:
         return self.text
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (what ``ims ask --json`` prints and a named batch stores)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Answer:
+        """The Answer ``to_dict`` gave."""
+        d = dict(data)
+        d["attempts"] = tuple(Attempt(**a) for a in d.get("attempts", ()))
+        return cls(**d)

@@ -39,9 +39,11 @@ from typing import TYPE_CHECKING, Any
 import stamina
 
 from ims_kit import tokens
+from ims_kit.budgets import worst_case_usd
 from ims_kit.classify import ENDPOINT, REQUEST, RULES, Classification, classify, rules_table
 from ims_kit.errors import (
     AllModelsFailed,
+    BudgetExceeded,
     ErrorKind,
     InvalidOutputError,
     MissingKeyError,
@@ -53,6 +55,7 @@ from ims_kit.records import Answer, Attempt, Completion, ModelSpec
 from ims_kit.recovery_policy import RecoveryPolicy, RequestState, decide
 
 if TYPE_CHECKING:
+    from ims_kit.budgets import Budgets
     from ims_kit.circuits import CircuitBreaker, Permit
     from ims_kit.events import EventLog
     from ims_kit.usage import UsageTracker
@@ -116,11 +119,13 @@ class Recovery:
         usage: UsageTracker,
         events: EventLog,
         policy: RecoveryPolicy | None = None,
+        budgets: Budgets | None = None,
     ):
         self.breaker = breaker
         self.usage = usage
         self.events = events
         self.policy = policy or RecoveryPolicy()
+        self.budgets = budgets  # reserved before, settled by each attempt's usage row
         # model id, prompt, fallbacks or None -> the models to try (set by Kit)
         self.chain_for: Callable[[str, str, list[str] | None], list[ModelSpec]] | None = None
         _quiet_stamina()
@@ -142,15 +147,15 @@ class Recovery:
             try:
                 for attempt in self._retrying():
                     with attempt:
-                        permits = self._permits(spec, state)
+                        permits, sent = self._admit(spec, state)
                         started = time.perf_counter()
                         try:
-                            completion = call(spec, self._sendable(spec, state))
+                            completion = call(spec, sent)
                             data = self._checked(spec, state, completion)
                         except Exception as exc:
                             self._failure(spec, state, permits, exc, started)
                         except BaseException:  # Ctrl-C: no verdict on the model
-                            self._abandon(permits)
+                            self._abandon(spec, state, permits, started)
                             raise
                         else:
                             return self._success(spec, state, permits, completion, data)
@@ -171,15 +176,15 @@ class Recovery:
             try:
                 async for attempt in self._retrying():
                     with attempt:
-                        permits = self._permits(spec, state)
+                        permits, sent = self._admit(spec, state)
                         started = time.perf_counter()
                         try:
-                            completion = await call(spec, self._sendable(spec, state))
+                            completion = await call(spec, sent)
                             data = self._checked(spec, state, completion)
                         except Exception as exc:
                             self._failure(spec, state, permits, exc, started)
                         except BaseException:  # cancelled: no verdict on the model
-                            self._abandon(permits)
+                            self._abandon(spec, state, permits, started)
                             raise
                         else:
                             return self._success(spec, state, permits, completion, data)
@@ -269,9 +274,9 @@ class Recovery:
 
     def _open(self, spec: ModelSpec, state: RequestState, open_stream: StreamFn) -> _Opened:
         """Start the stream and wait for its first item; a failure is an attempt's failure."""
-        permits = self._permits(spec, state)
+        permits, sent = self._admit(spec, state)
         started = time.perf_counter()
-        pieces = open_stream(spec, self._sendable(spec, state))
+        pieces = open_stream(spec, sent)
         try:
             first = next(pieces)
         except Exception as exc:
@@ -279,16 +284,16 @@ class Recovery:
             self._failure(spec, state, permits, exc, started)
         except BaseException:
             pieces.close()
-            self._abandon(permits)
+            self._abandon(spec, state, permits, started)
             raise
         return _Opened(permits, pieces, first, started, _since(started))
 
     async def _aopen(
         self, spec: ModelSpec, state: RequestState, open_stream: AsyncStreamFn
     ) -> _Opened:
-        permits = self._permits(spec, state)
+        permits, sent = self._admit(spec, state)
         started = time.perf_counter()
-        pieces = open_stream(spec, self._sendable(spec, state))
+        pieces = open_stream(spec, sent)
         try:
             first = await anext(pieces)
         except Exception as exc:
@@ -296,7 +301,7 @@ class Recovery:
             self._failure(spec, state, permits, exc, started)
         except BaseException:
             await pieces.aclose()
-            self._abandon(permits)
+            self._abandon(spec, state, permits, started)
             raise
         return _Opened(permits, pieces, first, started, _since(started))
 
@@ -532,11 +537,39 @@ class Recovery:
             state.current = next_prompt  # the retry sends the shorter prompt or answer
         raise _Failed(attempt, cls, wait, exc) from exc
 
-    def _abandon(self, permits: list[Permit]) -> None:
-        """A call interrupted before its verdict: a probe counts as failed and frees its slot."""
+    def _admit(self, spec: ModelSpec, state: RequestState) -> tuple[list[Permit], Prompt]:
+        """The breakers' permits, what to send, and its budget reservation; _Failed when a
+        breaker is open or a budget cannot take the call (it is then never sent)."""
+        permits = self._permits(spec, state)
+        sent = self._sendable(spec, state)
+        if self.budgets is None or not self.budgets.active():
+            return permits, sent
+        worst = worst_case_usd(
+            spec, tokens.count_prompt(sent, spec.model_id), sent.options.max_tokens
+        )
+        try:
+            state.reservation = self.budgets.reserve(spec, worst, simulated=state.simulated(spec))
+        except BudgetExceeded as exc:
+            for permit in permits:
+                self.breaker.release(permit)
+            attempt = Attempt(spec.model_id, "BUDGET", action="fallback", detail=str(exc))
+            state.attempts.append(attempt)
+            state.refusals.append(exc)
+            raise _Failed(attempt, None, None, exc) from exc
+        return permits, sent
+
+    def _abandon(
+        self, spec: ModelSpec, state: RequestState, permits: list[Permit], started: float
+    ) -> None:
+        """A call interrupted before its verdict (Ctrl-C, a cancelled task): a probe counts as
+        failed and frees its slot; the request may have reached the vendor, so it is logged
+        (CANCELLED, the prompt's tokens estimated) and its reservation settled."""
         for permit in permits:
             if permit.probe:
                 self.breaker.cancelled(permit)
+        sent = state.current or state.prompt
+        tin = tokens.count_prompt(sent, spec.model_id)
+        self._log(spec, state, tin, 0, "estimate", _since(started), False, K.CANCELLED)
 
     def _verdict(
         self, permits: list[Permit], exc: BaseException
@@ -672,6 +705,7 @@ class Recovery:
     ):
         fallback_from = state.first_model if state.first_model != spec.model_id else None
         state.logged += 1
+        reservation, state.reservation = state.reservation, None
         sent = state.current or state.prompt
         return self.usage.log_execution(
             model_id=spec.model_id,
@@ -693,6 +727,7 @@ class Recovery:
             prompt=sent.text,
             response=response,
             ttft_ms=ttft_ms,
+            reservation_id=reservation.id if reservation is not None else None,
         )
 
 

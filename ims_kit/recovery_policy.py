@@ -18,7 +18,13 @@ from typing import Any
 
 from ims_kit import tokens
 from ims_kit.classify import REQUEST, Classification
-from ims_kit.errors import AllModelsFailed, ErrorKind, MissingKeyError, ProviderError
+from ims_kit.errors import (
+    AllModelsFailed,
+    BudgetExceeded,
+    ErrorKind,
+    MissingKeyError,
+    ProviderError,
+)
 from ims_kit.prompts import Prompt
 from ims_kit.records import Attempt, ModelSpec
 
@@ -68,6 +74,8 @@ class RequestState:
     larger_than: int = 0  # after an overflow, only models with a larger window may follow
     current: Prompt | None = None  # what the current model is sent (shorter after a cut)
     missing_keys: list[MissingKeyError] = field(default_factory=list)
+    refusals: list[BudgetExceeded] = field(default_factory=list)  # budgets that said no
+    reservation: Any = None  # the current attempt's budget reservation, until its row
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     logged: int = 0  # attempts that reached a provider (usage rows), for their numbers
 
@@ -95,9 +103,13 @@ class RequestState:
         return sum(1 for a in self.attempts if a.model_id == model_id and a.error_kind not in apart)
 
     def give_up(self) -> Exception:
-        """The error for a request no candidate served: the missing keys if that was all."""
+        """The error for a request no candidate served: the missing keys if that was all, the
+        budget that refused if nothing was sent but for that."""
         if self.missing_keys and len(self.missing_keys) == len(self.attempts):
             return MissingKeyError.of_all(self.missing_keys)
+        unsent = len(self.refusals) + len(self.missing_keys)
+        if self.refusals and unsent == len(self.attempts):
+            return self.refusals[0]
         return AllModelsFailed(self.attempts, request_id=self.request_id)
 
 

@@ -204,8 +204,10 @@ def rank(
     *,
     stats: Mapping[str, ModelStats] | None = None,
     open_circuits: Mapping[str, str] | None = None,
+    over_budget: Mapping[str, str] | None = None,
 ) -> Recommendation:
-    """Rank ``models`` for ``request``; ``open_circuits`` maps model id -> when it retries.
+    """Rank ``models`` for ``request``; ``open_circuits`` maps model id -> when it retries,
+    ``over_budget`` model id -> why a budget cannot take the request.
 
     Raises NoModelAvailable (with per-constraint counts) when nothing is feasible.
     """
@@ -215,6 +217,7 @@ def rank(
     check_request(request, {m.vendor for m in models} if named else ())
     stats = stats or {}
     open_circuits = open_circuits or {}
+    over_budget = over_budget or {}
     need = request.required_context
     only = {v.lower() for v in request.vendors}
     never = {v.lower() for v in request.exclude_vendors}
@@ -239,6 +242,8 @@ def rank(
             )
         elif m.model_id in open_circuits:
             excluded.append((m, "circuit open", f"circuit open until {open_circuits[m.model_id]}"))
+        elif m.model_id in over_budget:
+            excluded.append((m, "budget", over_budget[m.model_id]))
         else:
             cost = m.cost_usd(tin, tout)
             if request.max_cost_usd is not None and (cost is None or cost > request.max_cost_usd):

@@ -42,6 +42,7 @@ def render(snap: dict[str, Any], color: bool = False) -> str:
         lines += _registry_lines(snap["registry"], head)
         lines += _usage_lines(snap["usage"], head)
         lines += _circuit_lines(snap["circuits"], head, paint)
+        lines += _budget_lines(snap["budgets"], head, paint)
         lines.append(head(f"EVENTS (last {len(snap['events'])})"))
         lines += [
             f"  {when(e['ts'])}  {e['kind']:<24} {e['subject'] or ''}".rstrip()
@@ -110,6 +111,22 @@ def _circuit_lines(circuits: list[dict[str, Any]], head, paint) -> list[str]:
             f"  {c['model_id']:<28} "
             + paint(f"{c['state']:<9}", _STATE_COLOUR.get(c["state"], "dim"))
             + f" {c['consecutive_failures']} failures, last {c['last_error_kind']}; {until}"
+        )
+    return out
+
+
+def _budget_lines(budgets: list[dict[str, Any]], head, paint) -> list[str]:
+    out = [head("BUDGETS")]
+    if not budgets:
+        return [*out, paint("  none (`ims budget set 5 --period day`)", "dim")]
+    for b in budgets:
+        left = money(b["left_usd"])
+        resets = f"resets {when(b['resets_at'])} UTC" if b["resets_at"] else "never resets"
+        out.append(
+            f"  #{b['id']:<3} {b['scope']:<24} {b['period']:<6} {money(b['spent_usd'])} spent,"
+            f" {money(b['reserved_usd'])} reserved of {money(b['limit_usd'])}: "
+            + paint(f"{left} left", "red" if b["left_usd"] <= 0 else "green")
+            + f"; {resets}"
         )
     return out
 

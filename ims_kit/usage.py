@@ -23,6 +23,7 @@ from ims_kit.records import ModelStats, cost_usd, usage_totals
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
+    from ims_kit.budgets import Budgets
     from ims_kit.events import EventLog
 
 STATS_WINDOW = 10_000  # attempts the selector's observed stats look back over
@@ -87,6 +88,7 @@ class UsageTracker:
         self.session_id = session_id
         self.store_text = store_text  # prompts and answers are kept only when asked for
         self.clock = as_clock(clock)
+        self.budgets: Budgets | None = None  # set by Kit: each row settles its reservation
 
     def log_execution(
         self,
@@ -111,12 +113,15 @@ class UsageTracker:
         prompt: str | None = None,
         response: str | None = None,
         ttft_ms: float | None = None,
+        reservation_id: str | None = None,
     ) -> UsageRecord:
         """Store one attempt and emit ``model.executed``; cost is computed from these prices.
 
         A model without a price stores ``cost_usd`` NULL (unpriced), never 0. ``attempt`` is
         the attempt's number within its request (1 = the request's first), ``request_id``
-        the request's id (a new one when not given: a request of one attempt).
+        the request's id (a new one when not given: a request of one attempt). In the same
+        transaction the cost counts against every budget covering the call, and the attempt's
+        budget reservation (``reservation_id``) is freed.
         """
         _check_count("tokens_in", tokens_in)
         _check_count("tokens_out", tokens_out)
@@ -169,6 +174,15 @@ class UsageTracker:
             values += [prompt, response]
         with immediate(self._db):
             self._db.execute(_INSERT_TEXT if self.store_text else _INSERT, values)
+            if self.budgets is not None:
+                self.budgets.settle(
+                    reservation_id=reservation_id,
+                    model_id=model_id,
+                    vendor=vendor_id,
+                    simulated=provider == "simulated",
+                    cost_usd=record.cost_usd,
+                    ts=record.ts,
+                )
             self._events.emit(
                 "model.executed",
                 model_id,

@@ -7,7 +7,17 @@ from __future__ import annotations
 
 import sys
 
-from ims_kit.cli import calls, chat, gemini, registry, simulate, status, workflows  # noqa: F401
+from ims_kit.cli import (  # noqa: F401
+    batch,
+    budget,
+    calls,
+    chat,
+    gemini,
+    registry,
+    simulate,
+    status,
+    workflows,
+)
 from ims_kit.cli.base import cli
 
 __all__ = ["cli", "main"]
