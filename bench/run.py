@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))  # the loopback 
 
 import bench_calls
 import bench_dashboard
+import bench_scale
 import bench_startup
 import bench_store
 import bench_tokens
@@ -55,6 +56,7 @@ GROUPS = {
     "tokens": [bench_tokens.huge_texts],
     "notebooks": [notebooks],
     "dashboard": [bench_dashboard.first_render],
+    "scale": bench_scale.GROUP,
 }
 
 
