@@ -12,7 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 import vendor_server as vs
 from common import ROOT, Section, Timing, bench_kit, installed
 
@@ -157,7 +157,7 @@ def fallback(quick: bool) -> Section:
         ],
     )
     with tempfile.TemporaryDirectory() as tmp, vs.running_server() as server:
-        server.fail_always("primary", vs.openai_rate_limit())
+        server.fail_always("primary", vs.openai_rate_limit(hint=None))  # no wait hint: fall back
         kit = _kit(Path(tmp), server, threshold=10**9)
         fns = {
             "ims direct": lambda: kit.ask(PROMPT, model="backup"),

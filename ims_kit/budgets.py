@@ -16,16 +16,16 @@ is unknown, never $0.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ims_kit.clock import Clock, as_clock, epoch, iso
-from ims_kit.db import immediate
+from ims_kit.db import Generation, immediate
 from ims_kit.errors import BudgetExceeded, InvalidInputError
 from ims_kit.formatting import money
+from ims_kit.ids import new_id
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -149,10 +149,18 @@ class Budgets:
     """The budgets of one database; ``set``, ``status`` and ``remove`` for people, ``reserve``
     for recovery, ``settle`` for the usage log."""
 
-    def __init__(self, db: Database, events: EventLog, clock: Clock | None = None):
+    def __init__(
+        self,
+        db: Database,
+        events: EventLog,
+        clock: Clock | None = None,
+        generation: Generation | None = None,
+    ):
         self._db = db
         self._events = events
         self.clock = as_clock(clock)
+        self._generation = generation or Generation(db)
+        self._active: tuple[Any, bool] | None = None
 
     # -- what people do -----------------------------------------------------------------------
     def set(
@@ -307,7 +315,7 @@ class Budgets:
 
     def _hold(self, rows, reserved: dict[int, float], amount: float, now: float) -> Reservation:
         """Write the reservation rows (inside reserve's transaction)."""
-        reservation = Reservation(uuid.uuid4().hex, amount, tuple(r["id"] for r in rows))
+        reservation = Reservation(new_id(), amount, tuple(r["id"] for r in rows))
         expires = iso(now + RESERVATION_TTL_S)
         self._db.conn.executemany(
             "INSERT INTO budget_reservations (id, budget_id, amount_usd, created, expires, pid)"
@@ -348,6 +356,7 @@ class Budgets:
     # -- what the usage log does, inside its transaction ---------------------------------------
     def settle(
         self,
+        db: Database,
         *,
         reservation_id: str | None,
         model_id: str,
@@ -356,33 +365,36 @@ class Budgets:
         cost_usd: float | None,
         ts: str,
     ) -> None:
-        """Free the reservation and add the attempt's cost to every budget covering it (the
-        caller's transaction makes both one change with the usage row)."""
+        """Free the reservation and add the attempt's cost to every budget covering it, on
+        ``db`` inside the transaction that writes the usage row (one change, both)."""
         if reservation_id is not None:
-            self._db.execute("DELETE FROM budget_reservations WHERE id = ?", [reservation_id])
-        if not cost_usd or not self.active():
+            db.conn.execute("DELETE FROM budget_reservations WHERE id = ?", [reservation_id])
+        if not cost_usd:
             return
         now = epoch(ts) or self.clock()
-        for row in self._rows():
+        for row in _rows(db):
             budget = _budget(row)
             if budget.covers(model_id, vendor, simulated):
                 start, _ = period_bounds(budget.period, now)
-                self._db.execute(
+                db.conn.execute(
                     "UPDATE budgets SET spent_usd = spent_usd + ?"
                     " WHERE id = ? AND period_start = ?",
                     [cost_usd, budget.id, start],
                 )
 
     def active(self) -> bool:
-        """True when any budget exists (else reserving is skipped altogether)."""
-        return self._db.execute("SELECT 1 FROM budgets LIMIT 1").fetchone() is not None
+        """True when any budget exists (else reserving is skipped altogether); read again
+        only when the state version moved."""
+        version = self._generation.current()
+        if self._active is None or self._active[0] != version:
+            found = self._db.execute("SELECT 1 FROM budgets LIMIT 1").fetchone() is not None
+            self._active = (version, found)
+        return self._active[1]
 
     # -- inside ------------------------------------------------------------------------------
 
     def _rows(self) -> list[dict[str, Any]]:
-        cursor = self._db.execute("SELECT * FROM budgets ORDER BY id")
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, values)) for values in cursor.fetchall()]
+        return _rows(self._db)
 
     def _reserved(self, live_at: float | None = None) -> dict[int, float]:
         """Money held per budget (``live_at``: only reservations still live then, for readers
@@ -477,6 +489,12 @@ class Budgets:
                     limit_usd=budget.limit_usd,
                     warn_at=budget.warn_at,
                 )
+
+
+def _rows(db: Database) -> list[dict[str, Any]]:
+    cursor = db.conn.execute("SELECT * FROM budgets ORDER BY id")
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, values)) for values in cursor.fetchall()]
 
 
 def _budget(row: Mapping[str, Any]) -> Budget:

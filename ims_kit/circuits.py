@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ims_kit.clock import Clock, TimeSource, as_clock, epoch, iso
-from ims_kit.db import immediate
+from ims_kit.db import Generation, immediate
 from ims_kit.errors import ErrorKind
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ class CircuitBreaker:
         open_seconds: float = 60.0,
         probe_timeout_seconds: float = 120.0,
         clock: Clock | TimeSource | None = None,
+        generation: Generation | None = None,
     ):
         self._db = db
         self._events = events
@@ -71,11 +72,13 @@ class CircuitBreaker:
         self.open_seconds = open_seconds
         self.probe_timeout_seconds = probe_timeout_seconds
         self.clock = as_clock(clock)
+        self._generation = self.generation = generation or Generation(db)
+        self._cache: tuple[Any, dict[tuple, dict[str, Any]]] | None = None
 
     def allow(self, model_id: str, *, scope: str = MODEL, simulated: bool = False) -> Permit | None:
         """A permit to call now, or None while the breaker is open (or its probe is out)."""
         key = (model_id, scope, int(simulated))
-        row = self._row(key)
+        row = self._rows().get(key)
         if row is None or row["state"] == CLOSED:
             return Permit(model_id, False, scope, simulated)
         with immediate(self._db):
@@ -104,9 +107,9 @@ class CircuitBreaker:
     def record_success(self, permit: Permit) -> None:
         """A call succeeded: reset the count; a successful probe closes the circuit."""
         key = _key(permit)
-        row = self._row(key)
+        row = self._rows().get(key)
         if row is None or (row["state"] == CLOSED and row["consecutive_failures"] == 0):
-            return  # the common case writes nothing
+            return  # the common case reads the cache and writes nothing
         with immediate(self._db):
             row = self._row(key)
             was = row["state"] if row else CLOSED
@@ -156,7 +159,7 @@ class CircuitBreaker:
 
     def is_open(self, model_id: str, *, scope: str = MODEL, simulated: bool = False) -> bool:
         """True while the circuit is open (no call would be allowed before its period ends)."""
-        row = self._row((model_id, scope, int(simulated)))
+        row = self._rows().get((model_id, scope, int(simulated)))
         return row is not None and row["state"] == OPEN
 
     def get(
@@ -169,24 +172,21 @@ class CircuitBreaker:
     def status(self) -> dict[str, dict[str, Any]]:
         """Every breaker with history, by ``display_key``: its name, scope, whether it is a
         simulated call's, state, failures, opened_at, retry_at (None unless open), ..."""
-        rows = self._db.execute(
-            "SELECT model_id, scope, simulated, state, consecutive_failures, opened_at,"
-            " last_error_kind, updated, probe_started_at, retry_at FROM circuits"
-            " ORDER BY simulated, scope DESC, model_id"
-        ).fetchall()
         out = {}
-        for name, scope, sim, state, failures, opened, kind, updated, probe, retry in rows:
+        for (name, scope, sim), row in sorted(
+            self._rows().items(), key=lambda kv: (kv[0][2], kv[0][1] != "model", kv[0][0])
+        ):
             out[display_key(name, scope, bool(sim))] = {
                 "model_id": name,
                 "scope": scope,
                 "simulated": bool(sim),
-                "state": state,
-                "consecutive_failures": failures,
-                "opened_at": opened,
-                "retry_at": retry if state != CLOSED else None,
-                "last_error_kind": kind,
-                "probe_in_flight": probe is not None,
-                "updated": updated,
+                "state": row["state"],
+                "consecutive_failures": row["consecutive_failures"],
+                "opened_at": row["opened_at"],
+                "retry_at": row["retry_at"] if row["state"] != CLOSED else None,
+                "last_error_kind": row["last_error_kind"],
+                "probe_in_flight": row["probe_started_at"] is not None,
+                "updated": row["updated"],
             }
         return out
 
@@ -221,6 +221,7 @@ class CircuitBreaker:
                 self._db.execute("DELETE FROM circuits")
             else:
                 self._db.execute("DELETE FROM circuits WHERE model_id = ?", [model_id])
+            self._generation.moved()
 
     # -- internals ------------------------------------------------------------------------
     def _open(
@@ -250,6 +251,19 @@ class CircuitBreaker:
         name, scope, simulated = key
         self._events.emit(kind, name, scope=scope, simulated=bool(simulated), **payload)
 
+    def _rows(self) -> dict[tuple, dict[str, Any]]:
+        """Every breaker row by key, re-read only when the state version moved (a breaker,
+        here or in another process, changed)."""
+        version = self._generation.current()
+        if self._cache is None or self._cache[0] != version:
+            names = (*_FIELDS, "last_error_kind", "updated")
+            cursor = self._db.execute(
+                f"SELECT model_id, scope, simulated, {', '.join(names)} FROM circuits"
+            )
+            rows = {tuple(r[:3]): dict(zip(names, r[3:])) for r in cursor.fetchall()}
+            self._cache = (version, rows)
+        return self._cache[1]
+
     def _row(self, key: tuple) -> dict[str, Any] | None:
         cursor = self._db.execute(
             f"SELECT {', '.join(_FIELDS)} FROM circuits"
@@ -268,6 +282,7 @@ class CircuitBreaker:
             " DO UPDATE SET " + ", ".join(f"{n} = excluded.{n}" for n in names),
             [*key, *fields.values()],
         )
+        self._generation.moved()
 
 
 def _key(permit: Permit) -> tuple:

@@ -10,8 +10,10 @@ import os
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,6 +99,11 @@ def _make_parent(target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
 
 
+def connect(target: Path) -> Database:
+    """A new connection to an existing ims_kit file, set up like every other (WAL, timeout)."""
+    return _connect(target)
+
+
 def _connect(target: Path) -> Database:
     # isolation_level=None: no implicit transactions; every write outside an explicit
     # transaction commits at once, and transactions that read then write say BEGIN IMMEDIATE.
@@ -108,6 +115,10 @@ def _connect(target: Path) -> Database:
     # NORMAL is durable against a killed process in WAL mode (only power loss can lose the
     # last commits), and it keeps a committed usage row to well under a millisecond.
     db.execute("PRAGMA synchronous=NORMAL")
+    # No checkpoint on commit: it would stall the committing call for 10-20 ms every few
+    # hundred commits; ims_kit.writer runs passive checkpoints in the background instead, and
+    # the last connection to close checkpoints what is left.
+    db.execute("PRAGMA wal_autocheckpoint=0")
     db.execute("PRAGMA foreign_keys=ON")
     return db
 
@@ -149,6 +160,58 @@ class ThreadLocalDatabase:
             opened, self._opened = self._opened, []
         for db in opened:
             db.close()
+
+
+_MOVES: dict[str, int] = {}  # per file: how often this process changed its cached tables
+FRESH_S = 0.005  # the state version read from the file is trusted this long
+
+
+class Generation:
+    """What the registry, the breakers and the set of budgets are at: stores cache those
+    tables keyed on it, since they change rarely and calls read them many times.
+
+    It is this process's own count of changes (``moved()``, bumped by every store that writes
+    them: seen at once by every Kit on the file here) with the file's ``state_version``
+    (moved by triggers, whoever writes), read again once it is ``FRESH_S`` old: a change by
+    another process or program is seen within 5 ms. Inside ``pinned()`` it stays fixed, for
+    the block's several checks (the pin belongs to the running thread or task).
+    """
+
+    def __init__(self, db: Database):
+        self._db = db
+        self._key = str(getattr(db, "path", id(db)))
+        self._file: tuple[float, int] | None = None  # (when read, value)
+        self._pinned: ContextVar[tuple | None] = ContextVar(f"pinned-{id(self)}", default=None)
+
+    def current(self) -> tuple[int, int]:
+        value = self._pinned.get()
+        return self._now() if value is None else value
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        if self._pinned.get() is not None:  # an outer block already pinned it
+            yield
+            return
+        token = self._pinned.set(self._now())
+        try:
+            yield
+        finally:
+            self._pinned.reset(token)
+
+    def moved(self) -> None:
+        """A store of this process changed a cached table: every cache here reloads."""
+        _MOVES[self._key] = _MOVES.get(self._key, 0) + 1
+        self._file = None
+        if self._pinned.get() is not None:
+            self._pinned.set(self._now())
+
+    def _now(self) -> tuple[int, int]:
+        clock = time.monotonic()
+        known = self._file
+        if known is None or clock - known[0] > FRESH_S:
+            value = self._db.conn.execute("SELECT n FROM state_version").fetchone()[0]
+            known = self._file = (clock, value)
+        return known[1], _MOVES.get(self._key, 0)
 
 
 @contextmanager

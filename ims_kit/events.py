@@ -40,19 +40,29 @@ class EventLog:
 
     def emit(self, kind: str, subject: str | None = None, **payload: Any) -> Event:
         """Append an event and call the subscribers; a failing subscriber is logged, not raised."""
-        ts = self.clock.now_iso()
-        cursor = self._db.execute(
+        event = self.insert(self._db, kind, subject, payload, self.clock.now_iso())
+        self.notify(event)
+        return event
+
+    @staticmethod
+    def insert(
+        db: Database, kind: str, subject: str | None, payload: dict[str, Any], ts: str
+    ) -> Event:
+        """Append the event on ``db`` (the caller's transaction, e.g. the writer thread's)."""
+        cursor = db.conn.execute(
             "INSERT INTO events (ts, kind, subject, payload) VALUES (?, ?, ?, ?)",
             [ts, kind, subject, json.dumps(payload, default=str)],
         )
-        event = Event(kind, subject, payload, ts, cursor.lastrowid)
+        return Event(kind, subject, payload, ts, cursor.lastrowid)
+
+    def notify(self, event: Event) -> None:
+        """Call this process's subscribers of the event (once it is committed)."""
         for wanted, fn in list(self._subscribers):
-            if wanted is None or wanted == kind:
+            if wanted is None or wanted == event.kind:
                 try:
                     fn(event)
                 except Exception:  # a listener must never break the call that emitted
-                    log.exception("event subscriber %r failed on %s", fn, kind)
-        return event
+                    log.exception("event subscriber %r failed on %s", fn, event.kind)
 
     def subscribe(self, fn: Subscriber, kind: str | None = None) -> Callable[[], None]:
         """Call ``fn`` for every event (or only ``kind``); returns a function that unsubscribes."""

@@ -15,7 +15,7 @@ from ims_kit.batch_store import BatchStore
 from ims_kit.budgets import Budgets, worst_case_usd
 from ims_kit.circuits import CircuitBreaker
 from ims_kit.clock import Clock, TimeSource, as_clock
-from ims_kit.db import default_path, file_info, open_db
+from ims_kit.db import Generation, default_path, file_info, open_db
 from ims_kit.errors import ImsError, InvalidInputError, NoModelAvailable
 from ims_kit.events import EventLog
 from ims_kit.prompts import Prompt, build_prompt, refused_by_registry
@@ -62,16 +62,19 @@ class Kit:
         """
         self.db = open_db(path, create=create)
         self.clock = as_clock(clock)
+        self.generation = Generation(self.db)  # one state version for the cached stores
         self.session_id = uuid.uuid4().hex[:12]
         self.events = EventLog(self.db, self.clock)
-        self.registry = Registry(self.db, self.events, self.clock)
+        self.registry = Registry(self.db, self.events, self.clock, self.generation)
         if store_text is None:
             store_text = os.environ.get("IMS_STORE_TEXT", "").lower() in ("1", "true", "yes")
         self.usage = UsageTracker(
             self.db, self.events, self.session_id, store_text=store_text, clock=self.clock
         )
-        self.circuits = CircuitBreaker(self.db, self.events, clock=self.clock)
-        self.budgets = Budgets(self.db, self.events, self.clock)
+        self.circuits = CircuitBreaker(
+            self.db, self.events, clock=self.clock, generation=self.generation
+        )
+        self.budgets = Budgets(self.db, self.events, self.clock, self.generation)
         self.batches = BatchStore(self.db, self.clock)
         self.usage.budgets = self.budgets
         self.workflow_store = WorkflowStore(self.db, self.events, self.clock)

@@ -249,6 +249,22 @@ def m010_batch_items(db: Database) -> None:
     )
 
 
+@migrations()
+def m011_state_version(db: Database) -> None:
+    """One counter that every change of the registry, the breakers or the set of budgets moves
+    (by triggers, whichever process or program writes), so that a call reads it once instead
+    of re-reading those tables: they change rarely, calls are many."""
+    db.execute("CREATE TABLE state_version (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER)")
+    db.execute("INSERT INTO state_version (id, n) VALUES (1, 0)")
+    changes = [(t, c) for t in ("models", "circuits") for c in ("INSERT", "UPDATE", "DELETE")]
+    changes += [("budgets", "INSERT"), ("budgets", "DELETE")]  # spending is not a change of them
+    for table, change in changes:
+        db.execute(
+            f"CREATE TRIGGER {table}_{change.lower()}_moves_state AFTER {change} ON {table}"
+            " BEGIN UPDATE state_version SET n = n + 1 WHERE id = 1; END"
+        )
+
+
 def _run(db: Database, script: str) -> None:
     """Execute statements one by one: ``executescript`` would COMMIT the step's transaction."""
     for statement in script.split(";"):

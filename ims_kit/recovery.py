@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -102,6 +103,17 @@ class _Opened:
     parts: list[str] = field(default_factory=list)
 
 
+def _pinned(method):
+    """Run a recovery step with the state version read once for all its checks."""
+
+    @functools.wraps(method)
+    def step(self, *args: Any, **kwargs: Any) -> Any:
+        with self.generation.pinned():
+            return method(self, *args, **kwargs)
+
+    return step
+
+
 class Recovery:
     """Runs a call over a chain of candidate models with retries, shrinking and breakers.
 
@@ -126,6 +138,8 @@ class Recovery:
         self.events = events
         self.policy = policy or RecoveryPolicy()
         self.budgets = budgets  # reserved before, settled by each attempt's usage row
+        # each step of an attempt reads the state version once (breakers, budgets cached)
+        self.generation = breaker.generation
         # model id, prompt, fallbacks or None -> the models to try (set by Kit)
         self.chain_for: Callable[[str, str, list[str] | None], list[ModelSpec]] | None = None
         _quiet_stamina()
@@ -145,20 +159,7 @@ class Recovery:
             if not self._enter(spec, state):
                 continue
             try:
-                for attempt in self._retrying():
-                    with attempt:
-                        permits, sent = self._admit(spec, state)
-                        started = time.perf_counter()
-                        try:
-                            completion = call(spec, sent)
-                            data = self._checked(spec, state, completion)
-                        except Exception as exc:
-                            self._failure(spec, state, permits, exc, started)
-                        except BaseException:  # Ctrl-C: no verdict on the model
-                            self._abandon(spec, state, permits, started)
-                            raise
-                        else:
-                            return self._success(spec, state, permits, completion, data)
+                return self._retried(lambda: self._try(spec, state, call))  # noqa: B023
             except _Failed as failed:
                 self._after_model(spec, state, failed)
         raise state.give_up()
@@ -168,26 +169,13 @@ class Recovery:
         self, candidates: list[ModelSpec], call: AsyncCallFn, prompt: Prompt, **context: Any
     ) -> Answer:
         """``run`` for async code: awaits ``call`` and sleeps without blocking the loop."""
-        state = RequestState(prompt, candidates=list(candidates), **context)
+        state = RequestState(prompt, candidates=list(candidates), deferred=True, **context)
         for index, spec in enumerate(candidates):
             state.index = index
             if not self._enter(spec, state):
                 continue
             try:
-                async for attempt in self._retrying():
-                    with attempt:
-                        permits, sent = self._admit(spec, state)
-                        started = time.perf_counter()
-                        try:
-                            completion = await call(spec, sent)
-                            data = self._checked(spec, state, completion)
-                        except Exception as exc:
-                            self._failure(spec, state, permits, exc, started)
-                        except BaseException:  # cancelled: no verdict on the model
-                            self._abandon(spec, state, permits, started)
-                            raise
-                        else:
-                            return self._success(spec, state, permits, completion, data)
+                return await self._aretried(lambda: self._atry(spec, state, call))  # noqa: B023
             except _Failed as failed:
                 self._after_model(spec, state, failed)
         raise state.give_up()
@@ -208,9 +196,7 @@ class Recovery:
             if not self._enter(spec, state):
                 continue
             try:
-                for attempt in self._retrying():
-                    with attempt:
-                        opened = self._open(spec, state, open_stream)
+                opened = self._retried(lambda: self._open(spec, state, open_stream))  # noqa: B023
             except _Failed as failed:
                 self._after_model(spec, state, failed)
                 continue
@@ -241,15 +227,15 @@ class Recovery:
         **context: Any,
     ) -> AsyncIterator[Any]:
         """``run_stream`` for async code."""
-        state = RequestState(prompt, candidates=list(candidates), **context)
+        state = RequestState(prompt, candidates=list(candidates), deferred=True, **context)
         for index, spec in enumerate(candidates):
             state.index = index
             if not self._enter(spec, state):
                 continue
             try:
-                async for attempt in self._retrying():
-                    with attempt:
-                        opened = await self._aopen(spec, state, open_stream)
+                opened = await self._aretried(
+                    lambda: self._aopen(spec, state, open_stream)  # noqa: B023
+                )
             except _Failed as failed:
                 self._after_model(spec, state, failed)
                 continue
@@ -263,14 +249,85 @@ class Recovery:
                 data = self._checked(spec, state, item)
             except Exception as exc:
                 await opened.pieces.aclose()
-                raise self._interrupted(spec, state, opened, exc) from exc
+                error = self._interrupted(spec, state, opened, exc)
+                await self._flush(state)
+                raise error from exc
             except BaseException:  # closed early (GeneratorExit), cancelled
                 await opened.pieces.aclose()
                 self._cancelled(spec, state, opened)
+                await self._flush(state)
                 raise
-            yield self._success(spec, state, opened.permits, item, data)
+            answer = self._success(spec, state, opened.permits, item, data)
+            await self._flush(state)
+            yield answer
             return
         raise state.give_up()
+
+    def _try(self, spec: ModelSpec, state: RequestState, call: CallFn) -> Answer:
+        """One attempt: the Answer, or _Failed saying what recovery decided."""
+        permits, sent = self._admit(spec, state)
+        started = time.perf_counter()
+        try:
+            completion = call(spec, sent)
+            data = self._checked(spec, state, completion)
+        except Exception as exc:
+            self._failure(spec, state, permits, exc, started)
+        except BaseException:  # Ctrl-C: no verdict on the model
+            self._abandon(spec, state, permits, started)
+            raise
+        return self._success(spec, state, permits, completion, data)
+
+    async def _atry(self, spec: ModelSpec, state: RequestState, call: AsyncCallFn) -> Answer:
+        """``_try`` for async code; its row is committed by the writer thread, awaited."""
+        permits, sent = self._admit(spec, state)
+        started = time.perf_counter()
+        try:
+            completion = await call(spec, sent)
+            data = self._checked(spec, state, completion)
+        except Exception as exc:
+            self._failure(spec, state, permits, exc, started)
+        except BaseException:  # cancelled: no verdict on the model
+            self._abandon(spec, state, permits, started)
+            raise
+        finally:
+            await self._flush(state)
+        answer = self._success(spec, state, permits, completion, data)
+        await self._flush(state)
+        return answer
+
+    def _retried(self, attempt: Callable[[], Any]) -> Any:
+        """``attempt()``, retried as its _Failed says. The first try runs without stamina (most
+        calls need no retry); a retryable first failure is replayed into stamina's loop so
+        that its wait, backoff and bounds apply exactly as if stamina had run it."""
+        try:
+            return attempt()
+        except _Failed as failed:
+            if failed.wait_s is None:
+                raise
+            first: _Failed | None = failed
+        for retry in self._retrying():
+            with retry:
+                if first is not None:
+                    replay, first = first, None
+                    raise replay
+                return attempt()
+        raise AssertionError("stamina ends with a return or an exception")  # pragma: no cover
+
+    async def _aretried(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
+        """``_retried`` for async code (stamina's waits do not block the loop)."""
+        try:
+            return await attempt()
+        except _Failed as failed:
+            if failed.wait_s is None:
+                raise
+            first: _Failed | None = failed
+        async for retry in self._retrying():
+            with retry:
+                if first is not None:
+                    replay, first = first, None
+                    raise replay
+                return await attempt()
+        raise AssertionError("stamina ends with a return or an exception")  # pragma: no cover
 
     def _open(self, spec: ModelSpec, state: RequestState, open_stream: StreamFn) -> _Opened:
         """Start the stream and wait for its first item; a failure is an attempt's failure."""
@@ -303,7 +360,17 @@ class Recovery:
             await pieces.aclose()
             self._abandon(spec, state, permits, started)
             raise
+        finally:
+            await self._flush(state)
         return _Opened(permits, pieces, first, started, _since(started))
+
+    async def _flush(self, state: RequestState) -> None:
+        """Wait, without blocking the loop, until the attempt rows this request handed to the
+        writer are committed (nothing is acknowledged before), then tell subscribers."""
+        while state.pending:
+            future = state.pending.pop(0)
+            await asyncio.wrap_future(future)
+            self.usage.notify_committed(future)
 
     async def execute_with_recovery(
         self,
@@ -359,6 +426,7 @@ class Recovery:
             wait_jitter=p.wait_jitter_s,
         )
 
+    @_pinned
     def _enter(self, spec: ModelSpec, state: RequestState) -> bool:
         """Whether to try this candidate: not ruled out, and its endpoint's breaker closed."""
         if state.skipped(spec):
@@ -427,6 +495,7 @@ class Recovery:
             latency_ms=c.latency_ms,
         )
 
+    @_pinned
     def _success(
         self,
         spec: ModelSpec,
@@ -465,6 +534,7 @@ class Recovery:
             dropped_options=dict(state.dropped),
         )
 
+    @_pinned
     def _failure(
         self,
         spec: ModelSpec,
@@ -537,6 +607,7 @@ class Recovery:
             state.current = next_prompt  # the retry sends the shorter prompt or answer
         raise _Failed(attempt, cls, wait, exc) from exc
 
+    @_pinned
     def _admit(self, spec: ModelSpec, state: RequestState) -> tuple[list[Permit], Prompt]:
         """The breakers' permits, what to send, and its budget reservation; _Failed when a
         breaker is open or a budget cannot take the call (it is then never sent)."""
@@ -589,6 +660,7 @@ class Recovery:
                 self.breaker.record_success(permit)
         return cls, err
 
+    @_pinned
     def _interrupted(
         self, spec: ModelSpec, state: RequestState, opened: _Opened, exc: Exception
     ) -> Exception:
@@ -637,6 +709,7 @@ class Recovery:
             attempts=state.attempts,
         )
 
+    @_pinned
     def _cancelled(self, spec: ModelSpec, state: RequestState, opened: _Opened) -> None:
         """The caller left the stream early: the model was answering (its breaker hears a
         success); the partial call is logged (CANCELLED) with an estimate of what it spent."""
@@ -658,6 +731,7 @@ class Recovery:
         )
         log.info("%s: stream closed by the caller after %d characters", spec.model_id, len(text))
 
+    @_pinned
     def _after_model(self, spec: ModelSpec, state: RequestState, failed: _Failed) -> None:
         """Leave this model: fail the request, or note what the next candidates must satisfy."""
         cls = failed.cls
@@ -707,7 +781,8 @@ class Recovery:
         state.logged += 1
         reservation, state.reservation = state.reservation, None
         sent = state.current or state.prompt
-        return self.usage.log_execution(
+        logged = self.usage.log_execution(
+            wait=not state.deferred,
             model_id=spec.model_id,
             vendor_id=spec.vendor,
             tokens_in=tin,
@@ -729,6 +804,11 @@ class Recovery:
             ttft_ms=ttft_ms,
             reservation_id=reservation.id if reservation is not None else None,
         )
+        if not state.deferred:
+            return logged
+        record, future = logged  # async code awaits the commit in _flush
+        state.pending.append(future)
+        return record
 
 
 def _since(started: float) -> float:

@@ -11,7 +11,6 @@ exponential backoff, within the policy's bound.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from ims_kit.errors import (
     MissingKeyError,
     ProviderError,
 )
+from ims_kit.ids import new_id
 from ims_kit.prompts import Prompt
 from ims_kit.records import Attempt, ModelSpec
 
@@ -76,7 +76,9 @@ class RequestState:
     missing_keys: list[MissingKeyError] = field(default_factory=list)
     refusals: list[BudgetExceeded] = field(default_factory=list)  # budgets that said no
     reservation: Any = None  # the current attempt's budget reservation, until its row
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    deferred: bool = False  # async: rows are handed to the writer thread and awaited
+    pending: list[Any] = field(default_factory=list)  # their futures, until committed
+    request_id: str = field(default_factory=new_id)
     logged: int = 0  # attempts that reached a provider (usage rows), for their numbers
 
     def simulated(self, spec: ModelSpec) -> bool:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ims_kit import catalog
 from ims_kit.clock import Clock, as_clock
-from ims_kit.db import immediate
+from ims_kit.db import Generation, immediate
 from ims_kit.errors import DuplicateModelError, InvalidInputError, UnknownModelError
 from ims_kit.records import ModelList, ModelSpec, check_capabilities, check_context_window
 
@@ -53,12 +53,18 @@ class PriceRefresh:
 class Registry:
     """The model registry, stored in SQLite; every change and query is an event."""
 
-    def __init__(self, db: Database, events: EventLog, clock: Clock | None = None):
+    def __init__(
+        self,
+        db: Database,
+        events: EventLog,
+        clock: Clock | None = None,
+        generation: Generation | None = None,
+    ):
         self._db = db
         self._events = events
         self.clock = as_clock(clock)
-        self._writes = 0  # bumped by every write of ours; other processes bump data_version
-        self._snapshot_cache: tuple[tuple[int, int, int], tuple[ModelSpec, ...]] | None = None
+        self._generation = generation or Generation(db)
+        self._snapshot_cache: tuple[Any, tuple[ModelSpec, ...]] | None = None
         self._by_id: dict[str, ModelSpec] = {}
 
     # -- reading ------------------------------------------------------------------------
@@ -147,11 +153,10 @@ class Registry:
         """Every model, cached until this process or another one changes the registry.
 
         The selector ranks this on every recommendation, so re-reading thousands of rows
-        each time would dominate; ``PRAGMA data_version`` tells when another connection
-        has committed.
+        each time would dominate; the state version (moved by triggers on ``models``) tells
+        when it changed, here or in another process.
         """
-        version = self._db.execute("PRAGMA data_version").fetchone()[0]
-        key = (id(self._db.conn), version, self._writes)  # data_version is per connection
+        key = self._generation.current()
         if self._snapshot_cache is None or self._snapshot_cache[0] != key:
             models = tuple(self._select("", []))
             self._snapshot_cache = (key, models)
@@ -322,12 +327,12 @@ class Registry:
         return ModelList(ModelSpec.from_row(dict(zip(_SPEC_FIELDS, r))) for r in rows)
 
     def _insert(self, spec: ModelSpec, *, event: bool = True) -> None:
-        self._writes += 1
         row = spec.to_row() | {"created": (ts := self.clock.now_iso()), "updated": ts}
         self._db.execute(
             f"INSERT INTO models ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             list(row.values()),
         )
+        self._generation.moved()
         if event:
             self._events.emit("model.registered", spec.model_id, vendor=spec.vendor)
 
@@ -337,11 +342,11 @@ class Registry:
         diff = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
         if not diff:
             return False
-        self._writes += 1
         sets = ", ".join(f"{k} = ?" for k in diff)
         self._db.execute(
             f"UPDATE models SET {sets}, updated = ? WHERE model_id = ?",
             [after[k] for k in diff] + [self.clock.now_iso(), old.model_id],
         )
+        self._generation.moved()
         self._events.emit("model.updated", old.model_id, changes=diff)
         return True

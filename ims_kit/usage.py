@@ -10,7 +10,6 @@ on large logs; ``usage_frames`` builds the DataFrames, importing pandas only the
 from __future__ import annotations
 
 import math
-import uuid
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,9 @@ from ims_kit import usage_queries as q
 from ims_kit.clock import Clock, as_clock, since_iso
 from ims_kit.db import immediate
 from ims_kit.errors import ErrorKind, InvalidInputError
+from ims_kit.ids import new_id
 from ims_kit.records import ModelStats, cost_usd, usage_totals
+from ims_kit.writer import writer_for
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -89,6 +90,12 @@ class UsageTracker:
         self.store_text = store_text  # prompts and answers are kept only when asked for
         self.clock = as_clock(clock)
         self.budgets: Budgets | None = None  # set by Kit: each row settles its reservation
+        path = getattr(db, "path", None)
+        self._writer = writer_for(path) if path is not None else None
+
+    def notify_committed(self, future: Any) -> None:
+        """Tell subscribers of a row written with ``wait=False`` (its future is done)."""
+        self._events.notify(future.result())
 
     def log_execution(
         self,
@@ -114,14 +121,18 @@ class UsageTracker:
         response: str | None = None,
         ttft_ms: float | None = None,
         reservation_id: str | None = None,
-    ) -> UsageRecord:
+        wait: bool = True,
+    ) -> Any:
         """Store one attempt and emit ``model.executed``; cost is computed from these prices.
 
         A model without a price stores ``cost_usd`` NULL (unpriced), never 0. ``attempt`` is
         the attempt's number within its request (1 = the request's first), ``request_id``
         the request's id (a new one when not given: a request of one attempt). In the same
         transaction the cost counts against every budget covering the call, and the attempt's
-        budget reservation (``reservation_id``) is freed.
+        budget reservation (``reservation_id``) is freed. The row is written by the file's
+        writer thread (``ims_kit.writer``), many rows per transaction; the call returns the
+        ``UsageRecord`` once it is committed. ``wait=False`` returns (record, future) at once,
+        for async code to await the commit; then ``notify_committed(future)`` afterwards.
         """
         _check_count("tokens_in", tokens_in)
         _check_count("tokens_out", tokens_out)
@@ -146,7 +157,7 @@ class UsageTracker:
                 f"token_source must be 'provider' or 'estimate', got {token_source!r}"
             )
         record = UsageRecord(
-            call_id=call_id or uuid.uuid4().hex,
+            call_id=call_id or new_id(),
             ts=self.clock.now_iso(),
             session_id=self.session_id,
             workflow_id=workflow_id,
@@ -165,17 +176,38 @@ class UsageTracker:
             attempt=attempt,
             fallback_from=fallback_from,
             strategy=strategy,
-            request_id=request_id or uuid.uuid4().hex,
+            request_id=request_id or new_id(),
             ttft_ms=None if ttft_ms is None else float(ttft_ms),
         )
         values = list(vars(record).values())
         values[_SUCCESS_INDEX] = int(record.success)
         if self.store_text:
             values += [prompt, response]
-        with immediate(self._db):
-            self._db.execute(_INSERT_TEXT if self.store_text else _INSERT, values)
-            if self.budgets is not None:
-                self.budgets.settle(
+        insert = _INSERT_TEXT if self.store_text else _INSERT
+        budgets = self.budgets
+        if budgets is not None and reservation_id is None and not budgets.active():
+            budgets = None  # nothing to settle: no budget, no reservation
+        payload = {
+            "call_id": record.call_id,
+            "request_id": record.request_id,
+            "vendor_id": vendor_id,
+            "provider": provider,
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
+            "cost_usd": record.cost_usd,
+            "latency_ms": record.latency_ms,
+            "ttft_ms": record.ttft_ms,
+            "success": record.success,
+            "error_kind": record.error_kind,
+            "workflow_id": workflow_id,
+            "attempt": attempt,
+        }
+
+        def write(db: Database) -> Any:
+            db.conn.execute(insert, values)
+            if budgets is not None:
+                budgets.settle(
+                    db,
                     reservation_id=reservation_id,
                     model_id=model_id,
                     vendor=vendor_id,
@@ -183,23 +215,17 @@ class UsageTracker:
                     cost_usd=record.cost_usd,
                     ts=record.ts,
                 )
-            self._events.emit(
-                "model.executed",
-                model_id,
-                call_id=record.call_id,
-                request_id=record.request_id,
-                vendor_id=vendor_id,
-                provider=provider,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-                cost_usd=record.cost_usd,
-                latency_ms=record.latency_ms,
-                ttft_ms=record.ttft_ms,
-                success=record.success,
-                error_kind=record.error_kind,
-                workflow_id=workflow_id,
-                attempt=attempt,
-            )
+            return self._events.insert(db, "model.executed", model_id, payload, record.ts)
+
+        here = self._db.current if hasattr(self._db, "current") else self._db
+        if self._writer is None or here.conn.in_transaction:
+            with immediate(here):  # inside the caller's own transaction: written with it
+                event = write(here)
+        elif not wait:
+            return record, self._writer.submit(write)
+        else:
+            event = self._writer.call(write, here)
+        self._events.notify(event)
         return record
 
     def get_session_stats(self) -> dict[str, Any]:

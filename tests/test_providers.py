@@ -48,20 +48,22 @@ def test_unknown_provider_lists_known_ones(name):
         assert known in str(info.value)
 
 
-def test_import_and_simulated_provider_do_not_load_httpx():
-    """Importing ims_kit.providers, and using the simulated provider, never imports httpx."""
+def test_import_and_simulated_provider_do_not_load_an_http_client():
+    """Importing ims_kit.providers, and using the simulated provider, imports no HTTP client;
+    an HTTP adapter loads httpx2 (sync), and aiohttp only when an async call needs it."""
     code = (
         "import sys, json, ims_kit.providers as p\n"
-        "before = 'httpx' in sys.modules\n"
+        "loaded = lambda: [m for m in ('httpx', 'httpx2', 'aiohttp') if m in sys.modules]\n"
+        "before = loaded()\n"
         "from ims_kit.records import ModelSpec\n"
         "spec = ModelSpec(model_id='m', vendor='v', provider='simulated', context_window=100)\n"
         "p.get_provider('simulated').complete(spec, 'hi')\n"
-        "after_sim = 'httpx' in sys.modules\n"
+        "after_sim = loaded()\n"
         "p.get_provider('openai')\n"
-        "print(json.dumps([before, after_sim, 'httpx' in sys.modules]))\n"
+        "print(json.dumps([before, after_sim, loaded()]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout) == [False, False, True]
+    assert json.loads(out.stdout) == [[], [], ["httpx2"]]
 
 
 def test_provider_keys_name_the_variables():

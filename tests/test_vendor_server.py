@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-import httpx
+import httpx2 as httpx  # the sync client ims_kit uses
 import pytest
 import vendor_server as vs
 

@@ -1,7 +1,7 @@
 """Provider adapters by name: ``get_provider("openai")``, ``get_provider("simulated", seed=1)``.
 
-Importing this package loads no adapter and not httpx: an adapter's module is imported when
-``get_provider`` first asks for it (the simulated provider never needs httpx).
+Importing this package loads no adapter and no HTTP client: an adapter's module is imported when
+``get_provider`` first asks for it (the simulated provider never needs one).
 """
 
 from __future__ import annotations

@@ -1,10 +1,14 @@
 """What the HTTP adapters share: pooled clients, timeouts, transport errors, the error body.
 
-An adapter supplies its pure hooks (``build_request``, ``parse_success``, ``base_url``);
-``HTTPProvider`` runs them over a reused ``httpx.Client`` (``complete``) or a lazily created
-``httpx.AsyncClient`` (``acomplete``). Error bodies of every vendor are read by
-``ims_kit.vendor_errors``. Providers never retry, log or read the registry: they turn one
-exchange into a ``Completion`` or a ``ProviderError`` and leave the rest to recovery.
+An adapter supplies its pure hooks (``build_request``, ``parse_success``, ``read_event``,
+``base_url``); ``HTTPProvider`` runs them over two clients chosen by measurement
+(docs/BENCHMARKS.md): a pooled ``httpx2.Client`` for sync calls (httpx's maintained
+successor: same API, no pool hang, less overhead) and one ``aiohttp.ClientSession`` per event
+loop for async calls (the only client within the targets at 200 calls in flight). Both
+clients' failures map to the same transport kinds (``transport_kind``), so recovery cannot
+tell them apart. Error bodies of every vendor are read by ``ims_kit.vendor_errors``.
+Providers never retry, log or read the registry: they turn one exchange into a
+``Completion`` or a ``ProviderError`` and leave the rest to recovery.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any, Protocol, runtime_checkable
 
-import httpx
+import httpx2
 
 from ims_kit.errors import MissingKeyError, ProviderError
 from ims_kit.prompts import Prompt, as_prompt, refused_by_registry
@@ -47,6 +51,10 @@ __all__ = [
     "secrets_of",
 ]
 
+SYNC_CLIENT = "httpx2"  # what the bench compares ims_kit with (bench/bench_scale.py)
+ASYNC_CLIENT = "aiohttp"
+SYNC_POOL = 64  # connections kept by the sync client: the threads that share a provider
+ASYNC_POOL = 512  # connections per event loop: the calls in flight at once
 MAX_MESSAGE_CHARS = 1000
 _SECRET_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
 
@@ -90,23 +98,33 @@ def require_key(provider: str, *names: str) -> str:
 
 
 class HTTPProvider:
-    """An adapter over httpx: one pooled sync client, one async client per event loop.
+    """An adapter over HTTP: one pooled sync client, one async session per event loop.
 
-    Subclasses set ``name`` and ``request_id_header`` and implement the three hooks.
-    Timeouts: ``connect_timeout_s`` to open a connection, ``timeout_s`` for every other phase.
+    Subclasses set ``name`` and ``request_id_header`` and implement the hooks. Timeouts:
+    ``connect_timeout_s`` to open a connection, ``timeout_s`` for every other phase (between
+    two reads of a stream, not for the whole answer). ``max_connections`` bounds the sync pool
+    (size it to the threads sharing the provider), ``max_async_connections`` the connections
+    of one event loop.
     """
 
     name = "http"
     request_id_header = "x-request-id"
 
-    def __init__(self, *, timeout_s: float = 120.0, connect_timeout_s: float = 10.0):
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 120.0,
+        connect_timeout_s: float = 10.0,
+        max_connections: int = SYNC_POOL,
+        max_async_connections: int = ASYNC_POOL,
+    ):
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
-        self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
-        self._client: httpx.Client | None = None
+        self.max_connections = max_connections
+        self.max_async_connections = max_async_connections
+        self._client: httpx2.Client | None = None
         self._client_lock = threading.Lock()
-        self._aclient: httpx.AsyncClient | None = None
-        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._sessions: dict[asyncio.AbstractEventLoop, Any] = {}
 
     def __repr__(self) -> str:
         return (
@@ -154,22 +172,26 @@ class HTTPProvider:
         start = time.perf_counter()
         try:
             response = client.post(url, headers=headers, json=body)
-        except httpx.RequestError as exc:
+        except httpx2.RequestError as exc:
             raise self.transport_error(exc, url, spec, headers) from None
         latency_ms = (time.perf_counter() - start) * 1000
-        return self._finish(response, latency_ms, spec.model_id, headers)
+        return self._finish(
+            response.status_code, response.headers, response.text, latency_ms, spec, headers
+        )
 
     async def acomplete(self, spec: ModelSpec, prompt: Prompt | str, **options: Any) -> Completion:
-        """``complete`` for async code, on an ``httpx.AsyncClient`` bound to the running loop."""
+        """``complete`` for async code, on the aiohttp session of the running loop."""
         url, headers, body = self.build_request(spec, as_prompt(prompt, **options))
-        client = self._async_client()
+        session = await self._async_session()
         start = time.perf_counter()
         try:
-            response = await client.post(url, headers=headers, json=body)
-        except httpx.RequestError as exc:
+            async with session.post(url, headers=headers, json=body) as response:
+                raw = await response.read()
+                status, got = response.status, response.headers
+        except _async_failures() as exc:
             raise self.transport_error(exc, url, spec, headers) from None
         latency_ms = (time.perf_counter() - start) * 1000
-        return self._finish(response, latency_ms, spec.model_id, headers)
+        return self._finish(status, got, _decoded(raw), latency_ms, spec, headers)
 
     def stream(self, spec: ModelSpec, prompt: Prompt | str, **options: Any) -> Iterator[Any]:
         """One streamed call: each text piece (a str) as it arrives, then the ``Completion``
@@ -182,36 +204,38 @@ class HTTPProvider:
             with client.stream("POST", url, headers=headers, json=body) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise self._http_error(response, spec, headers)
+                    raise self._http_error(
+                        response.status_code, response.headers, response.text, spec, headers
+                    )
                 state.request_id = response.headers.get(self.request_id_header)
                 for event, data in events(response.iter_lines()):
                     piece = self._read(event, data, state, spec, headers)
                     if piece:
                         state.parts.append(piece)
                         yield piece
-        except httpx.RequestError as exc:
+        except httpx2.RequestError as exc:
             raise self.transport_error(exc, url, spec, headers) from None
         yield self._finished(state, spec, start)
 
     async def astream(
         self, spec: ModelSpec, prompt: Prompt | str, **options: Any
     ) -> AsyncIterator[Any]:
-        """``stream`` for async code, on the async client of the running loop."""
+        """``stream`` for async code, on the session of the running loop."""
         url, headers, body = self.build_request(spec, as_prompt(prompt, **options), stream=True)
-        client = self._async_client()
+        session = await self._async_session()
         state, start = StreamState(), time.perf_counter()
         try:
-            async with client.stream("POST", url, headers=headers, json=body) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self._http_error(response, spec, headers)
+            async with session.post(url, headers=headers, json=body) as response:
+                if response.status >= 400:
+                    text = _decoded(await response.read())
+                    raise self._http_error(response.status, response.headers, text, spec, headers)
                 state.request_id = response.headers.get(self.request_id_header)
-                async for event, data in aevents(response.aiter_lines()):
+                async for event, data in aevents(_lines(response.content)):
                     piece = self._read(event, data, state, spec, headers)
                     if piece:
                         state.parts.append(piece)
                         yield piece
-        except httpx.RequestError as exc:
+        except _async_failures() as exc:
             raise self.transport_error(exc, url, spec, headers) from None
         yield self._finished(state, spec, start)
 
@@ -272,53 +296,74 @@ class HTTPProvider:
             state.model or spec.model_id,
         )
 
-    def _http_error(self, response, spec: ModelSpec, headers) -> ProviderError:
-        return self.parse_error(
-            response.status_code,
-            response.headers,
-            response.text,
-            model=spec.model_id,
-            secrets=secrets_of(headers),
-        )
+    def _http_error(
+        self, status: int, got: Mapping[str, str], text: str, spec: ModelSpec, headers
+    ) -> ProviderError:
+        return self.parse_error(status, got, text, model=spec.model_id, secrets=secrets_of(headers))
 
-    def _sync_client(self) -> httpx.Client:
+    def _sync_client(self) -> httpx2.Client:
         with self._client_lock:  # threads may share a provider: create one pool, not several
             if self._client is None:
-                self._client = httpx.Client(timeout=self._timeout, verify=_ssl_context())
+                self._client = httpx2.Client(
+                    timeout=httpx2.Timeout(self.timeout_s, connect=self.connect_timeout_s),
+                    limits=httpx2.Limits(
+                        max_connections=self.max_connections,
+                        max_keepalive_connections=self.max_connections,
+                    ),
+                    verify=_ssl_context(),
+                )
             return self._client
 
-    def _async_client(self) -> httpx.AsyncClient:
-        # An AsyncClient's pooled connections belong to one event loop; a new loop (a second
-        # asyncio.run) gets a new client rather than connections it cannot use.
+    async def _async_session(self) -> Any:
+        # A session's connections belong to one event loop: each loop gets its own. It is
+        # closed when its loop shuts down (asyncio.run finalises async generators before
+        # closing the loop, and one holds the session); a loop closed without that has its
+        # session dropped when another loop asks.
         loop = asyncio.get_running_loop()
-        if self._aclient is None or self._aloop is not loop:
-            self._aclient = httpx.AsyncClient(timeout=self._timeout, verify=_ssl_context())
-            self._aloop = loop
-        return self._aclient
+        held = self._sessions.get(loop)
+        if held is not None:
+            return held[0]
+        import aiohttp
+
+        for old in [lp for lp in self._sessions if lp.is_closed()]:
+            _drop(self._sessions.pop(old)[0])
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.max_async_connections, ssl=_ssl_context()),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=self.connect_timeout_s, sock_read=self.timeout_s
+            ),
+            # HTTP(S)_PROXY / NO_PROXY, as httpx reads them; only when one is set, since
+            # aiohttp then looks them up in a thread for every request
+            trust_env=_proxied(),
+        )
+        keeper = _closed_with_the_loop(session)
+        await anext(keeper)
+        self._sessions[loop] = (session, keeper)  # the strong reference keeps it alive
+        return session
 
     def _finish(
-        self, response: httpx.Response, latency_ms: float, model: str, headers: Mapping[str, str]
+        self,
+        status: int,
+        got: Mapping[str, str],
+        text: str,
+        latency_ms: float,
+        spec: ModelSpec,
+        headers: Mapping[str, str],
     ) -> Completion:
-        if response.status_code >= 400:
-            raise self.parse_error(
-                response.status_code,
-                response.headers,
-                response.text,
-                model=model,
-                secrets=secrets_of(headers),
-            )
+        if status >= 400:
+            raise self._http_error(status, got, text, spec, headers)
         try:
-            fields = self.parse_success(response.json(), response.headers)
+            fields = self.parse_success(json.loads(text), got)
         except (ValueError, LookupError, TypeError, AttributeError):
             raise ProviderError(
-                f"unexpected response body: {clean_text(redact(response.text))!r}",
+                f"unexpected response body: {clean_text(redact(text))!r}",
                 provider=self.name,
-                model=model,
-                status=response.status_code,
+                model=spec.model_id,
+                status=status,
                 error_type="invalid_response",
-                request_id=response.headers.get(self.request_id_header),
+                request_id=got.get(self.request_id_header),
             ) from None
-        fields["model"] = fields.get("model") or model  # the vendor's name for what answered
+        fields["model"] = fields.get("model") or spec.model_id  # the vendor's name for it
         return Completion(**fields, latency_ms=latency_ms)
 
     def parse_error(
@@ -357,25 +402,14 @@ class HTTPProvider:
         )
 
     def transport_error(
-        self, exc: httpx.RequestError, url: str, spec: ModelSpec, headers: Mapping[str, str]
+        self, exc: BaseException, url: str, spec: ModelSpec, headers: Mapping[str, str]
     ) -> ProviderError:
         """A ``ProviderError`` (status None) for a failure below HTTP: timeout, refused, dropped.
 
         A connection that was never made (refused, DNS, TLS, or no connection within the
-        connect timeout) is ``connect``: the endpoint's failure, not only this model's."""
-        if isinstance(exc, httpx.ConnectTimeout):
-            transport, what = "connect", f"no connection within the timeout ({type(exc).__name__})"
-        elif isinstance(exc, httpx.TimeoutException):
-            transport, what = "timeout", f"no answer within the timeout ({type(exc).__name__})"
-        elif isinstance(exc, httpx.ConnectError):
-            transport, what = "connect", f"could not connect ({exc})"
-        elif isinstance(exc, httpx.NetworkError):
-            transport, what = (
-                "read",
-                f"connection failed mid-exchange ({type(exc).__name__}: {exc})",
-            )
-        else:
-            transport, what = "protocol", f"broken HTTP exchange ({type(exc).__name__}: {exc})"
+        connect timeout) is ``connect``: the endpoint's failure, not only this model's. The
+        sync client's (httpx2) and the async one's (aiohttp) exceptions map alike."""
+        transport, what = transport_kind(exc)
         message = redact(f"{what} calling {url}", secrets_of(headers))
         return ProviderError(
             message,
@@ -393,10 +427,13 @@ class HTTPProvider:
             self._client = None
 
     async def aclose(self) -> None:
-        """Close the async client of the running loop, and the sync client."""
-        client, self._aclient, self._aloop = self._aclient, None, None
-        if client is not None:
-            await client.aclose()
+        """Close the running loop's session (and drop those of closed loops), and the sync
+        client."""
+        held = self._sessions.pop(asyncio.get_running_loop(), None)
+        if held is not None:
+            await held[1].aclose()  # closes the session
+        for old in [lp for lp in self._sessions if lp.is_closed()]:
+            _drop(self._sessions.pop(old)[0])
         self.close()
 
     def __enter__(self) -> HTTPProvider:
@@ -421,7 +458,74 @@ def secrets_of(headers: Mapping[str, str]) -> list[str]:
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
     # Building a context (loading the CA bundle) takes ~25 ms; every client shares one.
-    return httpx.create_ssl_context()
+    return httpx2.create_ssl_context()
+
+
+def transport_kind(exc: BaseException) -> tuple[str, str]:
+    """(transport, what happened) of a failure below HTTP, from httpx2 or aiohttp."""
+    kind = type(exc).__name__
+    if isinstance(exc, httpx2.ConnectTimeout):
+        return "connect", f"no connection within the timeout ({kind})"
+    if isinstance(exc, httpx2.TimeoutException):
+        return "timeout", f"no answer within the timeout ({kind})"
+    if isinstance(exc, httpx2.ConnectError):
+        return "connect", f"could not connect ({exc})"
+    if isinstance(exc, httpx2.NetworkError):
+        return "read", f"connection failed mid-exchange ({kind}: {exc})"
+    if isinstance(exc, httpx2.RequestError):
+        return "protocol", f"broken HTTP exchange ({kind}: {exc})"
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "connect", f"no connection within the timeout ({kind})"
+    if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
+        return "timeout", f"no answer within the timeout ({kind})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connect", f"could not connect ({exc})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return "protocol", f"broken HTTP exchange ({kind}: {exc})"
+    if isinstance(exc, aiohttp.ClientOSError):
+        return "read", f"connection failed mid-exchange ({kind}: {exc})"
+    return "protocol", f"broken HTTP exchange ({kind}: {exc})"
+
+
+@functools.cache
+def _async_failures() -> tuple[type[BaseException], ...]:
+    """What an aiohttp exchange raises below HTTP (imported when the first async call is)."""
+    import aiohttp
+
+    return (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+async def _lines(content: Any) -> AsyncIterator[str]:
+    """An aiohttp body as text lines (the line ending dropped), for the SSE parser."""
+    async for raw in content:
+        yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+def _proxied() -> bool:
+    names = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NETRC")
+    return any(os.environ.get(n) or os.environ.get(n.lower()) for n in names)
+
+
+def _decoded(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+async def _closed_with_the_loop(session: Any) -> AsyncIterator[None]:
+    """Holds ``session`` open until its loop finalises async generators (or aclose())."""
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+def _drop(session: Any) -> None:
+    """Forget a session whose event loop has closed (it can no longer be awaited closed)."""
+    connector = session.connector
+    if connector is not None:
+        connector._close()  # its loop is closed: nothing is left to wait for
+    session.detach()
 
 
 def _reason(status: int) -> str:

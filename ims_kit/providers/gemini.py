@@ -1,7 +1,7 @@
 """Google's Gemini API ``generateContent``, the key in ``x-goog-api-key`` and never in the URL.
 
-A key in the query string (``?key=``) would appear in httpx's INFO log line and in the text of
-its exceptions; in a header it appears nowhere.
+A key in the query string (``?key=``) would appear in the HTTP client's INFO log line and in
+the text of its exceptions; in a header it appears nowhere.
 """
 
 from __future__ import annotations

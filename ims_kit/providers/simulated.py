@@ -4,7 +4,7 @@ It stands in for the vendors in the demo, the notebooks and the tests: latency a
 length are drawn per model from lognormal distributions (small models fast, large ones slow),
 token counts come from the prompt, and ``inject`` / ``fail_always`` raise ``ProviderError``
 instances shaped like the real vendors' so that every recovery path runs without a network.
-It needs no key and never imports httpx.
+It needs no key and never imports an HTTP client.
 """
 
 from __future__ import annotations
