@@ -319,3 +319,69 @@ def memory(quick: bool) -> Section:
             f"{rss['ims']:.1f} MB (target: under 80 MB): {'met' if rss['ims'] < 80 else 'NOT met'}."
         )
     return sec
+
+
+def dead_collector(quick: bool) -> Section:
+    n = 300 if quick else 1_000
+    sec = Section(
+        "Telemetry to a dead collector",
+        CMD,
+        f"{n} sequential `kit.ask(model=...)` calls each, in alternating blocks of 50, to the "
+        "loopback server: telemetry off (the baseline), and telemetry on with its OTLP/HTTP "
+        "exporters pointed at a port where nothing listens (every export fails).",
+        ["kit", "latency ms (median / p95 / p99)", "ratio (median)", "ratio (p99)"],
+    )
+    try:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:
+        sec.rows.append(["telemetry", "the otel extra is not installed", "-", "-"])
+        return sec
+    import ims_kit
+    from ims_kit import telemetry
+
+    dead = "http://127.0.0.1:9"
+    tp = TracerProvider()
+    tp.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{dead}/v1/traces", timeout=1))
+    )
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=f"{dead}/v1/metrics", timeout=1), export_interval_millis=1000
+    )
+    mp = MeterProvider(metric_readers=[reader])
+    with tempfile.TemporaryDirectory() as tmp, vs.running_server() as server:
+        off = _kit(Path(tmp), server)
+        on = ims_kit.open(
+            off.path, telemetry=telemetry.start(tracer_provider=tp, meter_provider=mp)
+        )
+        fns = {
+            "telemetry off (baseline)": lambda: off.ask(PROMPT, model="primary"),
+            "telemetry on, collector dead": lambda: on.ask(PROMPT, model="primary"),
+        }
+        timings = _interleave(fns, n)
+        base = timings["telemetry off (baseline)"]
+        for name, t in timings.items():
+            sec.rows.append(
+                [name, t.cells(), f"{t.median / base.median:.2f}x", f"{t.p(99) / base.p(99):.2f}x"]
+            )
+        dead_t = timings["telemetry on, collector dead"]
+        ratio = dead_t.median / base.median
+        sec.verdict = (
+            f"with the collector dead a call takes {ratio:.2f}x its time without telemetry at"
+            f" the median and {dead_t.p(99) / base.p(99):.2f}x at p99, and none failed"
+            f" (target: no failure, within 1.2x at the median): "
+            f"{'met' if ratio <= 1.2 else 'NOT met'}."
+        )
+        sec.notes.append(
+            f"Export failures counted while it ran: {on.telemetry.export_failures}"
+            " (kept off stderr)."
+        )
+        on.close()
+        off.close()
+    tp.shutdown()
+    mp.shutdown()
+    return sec

@@ -51,6 +51,7 @@ GROUPS = {
         bench_calls.fallback,
         bench_calls.dead_model,
         bench_calls.memory,
+        bench_calls.dead_collector,
     ],
     "store": [bench_store.recommend, bench_store.usage_writes],
     "tokens": [bench_tokens.huge_texts],

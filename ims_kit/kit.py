@@ -54,11 +54,16 @@ class Kit:
         policy: RecoveryPolicy | None = None,
         create: bool = True,
         clock: Clock | TimeSource | None = None,
+        telemetry: Any = None,
     ):
         """``create=False`` opens only an existing ims_kit database (StoreError otherwise).
 
         ``clock`` (epoch seconds, default real time) stamps everything this kit writes: usage
         rows, events, breakers, workflows. Tests and simulations move it by hand.
+
+        ``telemetry``: True exports OpenTelemetry GenAI spans and metrics of every call (the
+        ``otel`` extra); None reads ``IMS_OTEL``; a ``Telemetry`` from
+        ``ims_kit.telemetry.start(...)`` is used as it is.
         """
         self.db = open_db(path, create=create)
         self.clock = as_clock(clock)
@@ -80,6 +85,10 @@ class Kit:
         self.workflow_store = WorkflowStore(self.db, self.events, self.clock)
         self.recovery = Recovery(self.circuits, self.usage, self.events, policy, self.budgets)
         self.recovery.chain_for = self._user_chain
+        self.telemetry = _telemetry(telemetry)
+        self.recovery.telemetry = self.telemetry
+        if self.telemetry.enabled:
+            self.events.subscribe(self.telemetry.on_event, "workflow.state_changed")
         self._providers: dict[str, Any] = {}
 
     @property
@@ -361,7 +370,7 @@ class Kit:
         _check_constraints(caller, constraints, model)
         if provider is not None:
             self.provider(provider)  # an unknown provider name fails now, before any call
-        chain, strategy = self._chain(sent, model, fallbacks, provider, constraints)
+        chain, strategy, reason = self._chain(sent, model, fallbacks, provider, constraints)
 
         def adapter(spec: ModelSpec):
             return self.provider(provider or spec.provider)
@@ -372,6 +381,7 @@ class Kit:
 
         context = {
             "strategy": strategy,
+            "reason": reason,
             "workflow_id": args["workflow_id"],
             "provider": provider,
             "endpoint_of": lambda spec: _endpoint(adapter(spec), spec),
@@ -419,14 +429,16 @@ class Kit:
         fallbacks: list[str] | None,
         provider: str | None,
         constraints: dict[str, Any],
-    ) -> tuple[list[ModelSpec], str | None]:
+    ) -> tuple[list[ModelSpec], str | None, str]:
+        """The models to try, the strategy that ranked them and why the first was chosen."""
         if model is not None:
-            return [self.registry.lookup(m) for m in [model, *(fallbacks or [])]], None
+            chain = [self.registry.lookup(m) for m in [model, *(fallbacks or [])]]
+            return chain, None, "named by model="
         rec = self._recommend(prompt, provider, constraints)
         chain = [c.model for c in rec.ranked]
         if fallbacks is not None:
             chain = chain[:1] + [self.registry.lookup(m) for m in fallbacks]
-        return chain, rec.strategy
+        return chain, rec.strategy, "; ".join(rec.ranked[0].reasons)
 
     def _user_chain(
         self, model_id: str, prompt: str, fallbacks: list[str] | None
@@ -496,7 +508,8 @@ class Kit:
         return figures
 
     def close(self) -> None:
-        """Close provider connections and the database."""
+        """Close provider connections and the database (and send queued telemetry)."""
+        self.telemetry.flush()
         for adapter in self._providers.values():
             adapter.close()
         self._providers.clear()
@@ -617,6 +630,18 @@ class _Plan:
     chain: list[ModelSpec]
     adapter: Callable[[ModelSpec], Any]
     context: dict[str, Any]
+
+
+def _telemetry(choice: Any) -> Any:
+    """The Kit's telemetry: off, on (ims_kit's own exporters or the application's providers),
+    or the one given."""
+    from ims_kit import telemetry
+
+    if choice is None:
+        choice = telemetry.wanted()
+    if choice is False:
+        return telemetry.OFF
+    return telemetry.start() if choice is True else choice
 
 
 def _names(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:

@@ -54,6 +54,7 @@ from ims_kit.errors import (
 from ims_kit.prompts import Message, Prompt, without_options
 from ims_kit.records import Answer, Attempt, Completion, ModelSpec
 from ims_kit.recovery_policy import RecoveryPolicy, RequestState, decide
+from ims_kit.telemetry import OFF
 
 if TYPE_CHECKING:
     from ims_kit.budgets import Budgets
@@ -140,6 +141,7 @@ class Recovery:
         self.budgets = budgets  # reserved before, settled by each attempt's usage row
         # each step of an attempt reads the state version once (breakers, budgets cached)
         self.generation = breaker.generation
+        self.telemetry: Any = OFF  # ims_kit.telemetry: spans and metrics, when switched on
         # model id, prompt, fallbacks or None -> the models to try (set by Kit)
         self.chain_for: Callable[[str, str, list[str] | None], list[ModelSpec]] | None = None
         _quiet_stamina()
@@ -154,15 +156,16 @@ class Recovery:
     ) -> Answer:
         """Call the first candidate that works; raise AllModelsFailed when none does."""
         state = RequestState(prompt, candidates=list(candidates), **context)
-        for index, spec in enumerate(candidates):
-            state.index = index
-            if not self._enter(spec, state):
-                continue
-            try:
-                return self._retried(lambda: self._try(spec, state, call))  # noqa: B023
-            except _Failed as failed:
-                self._after_model(spec, state, failed)
-        raise state.give_up()
+        with self.telemetry.request(state, stream=False):
+            for index, spec in enumerate(candidates):
+                state.index = index
+                if not self._enter(spec, state):
+                    continue
+                try:
+                    return self._retried(lambda: self._try(spec, state, call))  # noqa: B023
+                except _Failed as failed:
+                    self._after_model(spec, state, failed)
+            raise state.give_up()
 
     # async driver: the same steps, awaited
     async def run_async(
@@ -170,15 +173,16 @@ class Recovery:
     ) -> Answer:
         """``run`` for async code: awaits ``call`` and sleeps without blocking the loop."""
         state = RequestState(prompt, candidates=list(candidates), deferred=True, **context)
-        for index, spec in enumerate(candidates):
-            state.index = index
-            if not self._enter(spec, state):
-                continue
-            try:
-                return await self._aretried(lambda: self._atry(spec, state, call))  # noqa: B023
-            except _Failed as failed:
-                self._after_model(spec, state, failed)
-        raise state.give_up()
+        with self.telemetry.request(state, stream=False):
+            for index, spec in enumerate(candidates):
+                state.index = index
+                if not self._enter(spec, state):
+                    continue
+                try:
+                    return await self._aretried(lambda: self._atry(spec, state, call))  # noqa: B023
+                except _Failed as failed:
+                    self._after_model(spec, state, failed)
+            raise state.give_up()
 
     # stream drivers: recovered until the first piece, relayed as they come after it
     def run_stream(
@@ -190,34 +194,35 @@ class Recovery:
         ``StreamInterrupted`` with the text so far (its usage row records what was spent).
         Closing this generator early closes the provider's stream and logs the partial call.
         """
-        state = RequestState(prompt, candidates=list(candidates), **context)
-        for index, spec in enumerate(candidates):
-            state.index = index
-            if not self._enter(spec, state):
-                continue
-            try:
-                opened = self._retried(lambda: self._open(spec, state, open_stream))  # noqa: B023
-            except _Failed as failed:
-                self._after_model(spec, state, failed)
-                continue
-            item = opened.first
-            try:
-                while not isinstance(item, Completion):
-                    opened.parts.append(item)
-                    yield item
-                    item = next(opened.pieces)
-                item = _timed(item, opened)
-                data = self._checked(spec, state, item)
-            except Exception as exc:
-                opened.pieces.close()
-                raise self._interrupted(spec, state, opened, exc) from exc
-            except BaseException:  # closed early (GeneratorExit), Ctrl-C
-                opened.pieces.close()
-                self._cancelled(spec, state, opened)
-                raise
-            yield self._success(spec, state, opened.permits, item, data)
-            return
-        raise state.give_up()
+        state = RequestState(prompt, candidates=list(candidates), stream=True, **context)
+        with self.telemetry.request(state, stream=True):
+            for index, spec in enumerate(candidates):
+                state.index = index
+                if not self._enter(spec, state):
+                    continue
+                try:
+                    opened = self._retried(lambda: self._open(spec, state, open_stream))  # noqa: B023
+                except _Failed as failed:
+                    self._after_model(spec, state, failed)
+                    continue
+                item = opened.first
+                try:
+                    while not isinstance(item, Completion):
+                        opened.parts.append(item)
+                        yield item
+                        item = next(opened.pieces)
+                    item = _timed(item, opened)
+                    data = self._checked(spec, state, item)
+                except Exception as exc:
+                    opened.pieces.close()
+                    raise self._interrupted(spec, state, opened, exc) from exc
+                except BaseException:  # closed early (GeneratorExit), Ctrl-C
+                    opened.pieces.close()
+                    self._cancelled(spec, state, opened)
+                    raise
+                yield self._success(spec, state, opened.permits, item, data)
+                return
+            raise state.give_up()
 
     async def run_astream(
         self,
@@ -227,41 +232,44 @@ class Recovery:
         **context: Any,
     ) -> AsyncIterator[Any]:
         """``run_stream`` for async code."""
-        state = RequestState(prompt, candidates=list(candidates), deferred=True, **context)
-        for index, spec in enumerate(candidates):
-            state.index = index
-            if not self._enter(spec, state):
-                continue
-            try:
-                opened = await self._aretried(
-                    lambda: self._aopen(spec, state, open_stream)  # noqa: B023
-                )
-            except _Failed as failed:
-                self._after_model(spec, state, failed)
-                continue
-            item = opened.first
-            try:
-                while not isinstance(item, Completion):
-                    opened.parts.append(item)
-                    yield item
-                    item = await anext(opened.pieces)
-                item = _timed(item, opened)
-                data = self._checked(spec, state, item)
-            except Exception as exc:
-                await opened.pieces.aclose()
-                error = self._interrupted(spec, state, opened, exc)
+        state = RequestState(
+            prompt, candidates=list(candidates), stream=True, deferred=True, **context
+        )
+        with self.telemetry.request(state, stream=True):
+            for index, spec in enumerate(candidates):
+                state.index = index
+                if not self._enter(spec, state):
+                    continue
+                try:
+                    opened = await self._aretried(
+                        lambda: self._aopen(spec, state, open_stream)  # noqa: B023
+                    )
+                except _Failed as failed:
+                    self._after_model(spec, state, failed)
+                    continue
+                item = opened.first
+                try:
+                    while not isinstance(item, Completion):
+                        opened.parts.append(item)
+                        yield item
+                        item = await anext(opened.pieces)
+                    item = _timed(item, opened)
+                    data = self._checked(spec, state, item)
+                except Exception as exc:
+                    await opened.pieces.aclose()
+                    error = self._interrupted(spec, state, opened, exc)
+                    await self._flush(state)
+                    raise error from exc
+                except BaseException:  # closed early (GeneratorExit), cancelled
+                    await opened.pieces.aclose()
+                    self._cancelled(spec, state, opened)
+                    await self._flush(state)
+                    raise
+                answer = self._success(spec, state, opened.permits, item, data)
                 await self._flush(state)
-                raise error from exc
-            except BaseException:  # closed early (GeneratorExit), cancelled
-                await opened.pieces.aclose()
-                self._cancelled(spec, state, opened)
-                await self._flush(state)
-                raise
-            answer = self._success(spec, state, opened.permits, item, data)
-            await self._flush(state)
-            yield answer
-            return
-        raise state.give_up()
+                yield answer
+                return
+            raise state.give_up()
 
     def _try(self, spec: ModelSpec, state: RequestState, call: CallFn) -> Answer:
         """One attempt: the Answer, or _Failed saying what recovery decided."""
@@ -509,8 +517,9 @@ class Recovery:
             self.breaker.record_success(permit)
         tin, tout, source = _spent(spec, sent, c.text, c.tokens_in, c.tokens_out)
         record = self._log(
-            spec, state, tin, tout, source, c.latency_ms, True, None, c.text, c.ttft_ms
-        )
+            spec, state, tin, tout, source, c.latency_ms, True, None, c.text, c.ttft_ms,
+            completion=c, action="done",
+        )  # fmt: skip
         state.attempts.append(Attempt(spec.model_id, None, 200, c.request_id, c.latency_ms))
         return Answer(
             text=c.text,
@@ -561,13 +570,7 @@ class Recovery:
         cls, err = self._verdict(permits, exc)
         if err.latency_ms is not None:
             latency = err.latency_ms  # e.g. a simulated timeout's simulated duration
-        if isinstance(err, InvalidOutputError):  # answered and billed, but not usable
-            sent = state.current or state.prompt
-            tin, tout, source = _spent(spec, sent, err.text, err.tokens_in, err.tokens_out)
-            self._log(spec, state, tin, tout, source, latency, False, cls.kind, err.text)
-        else:
-            # A failed request is not billed: the row counts no tokens, so costs $0 (not NULL).
-            self._log(spec, state, 0, 0, "estimate", latency, False, cls.kind)
+        sent = state.current or state.prompt
         wait, action, detail, next_prompt = decide(
             self.policy,
             spec,
@@ -576,6 +579,14 @@ class Recovery:
             err,
             breaker_open=self.breaker.is_open(spec.model_id, simulated=state.simulated(spec)),
         )
+        if isinstance(err, InvalidOutputError):  # answered and billed, but not usable
+            tin, tout, source = _spent(spec, sent, err.text, err.tokens_in, err.tokens_out)
+            self._log(spec, state, tin, tout, source, latency, False, cls.kind, err.text,
+                      error=err, action=action, sent=sent)  # fmt: skip
+        else:
+            # A failed request is not billed: the row counts no tokens, so costs $0 (not NULL).
+            self._log(spec, state, 0, 0, "estimate", latency, False, cls.kind, error=err,
+                      action=action, sent=sent)  # fmt: skip
         message = err.message[:160]
         if err.transport and err.status is None:
             message = f"{err.transport}: {message}"
@@ -640,7 +651,8 @@ class Recovery:
                 self.breaker.cancelled(permit)
         sent = state.current or state.prompt
         tin = tokens.count_prompt(sent, spec.model_id)
-        self._log(spec, state, tin, 0, "estimate", _since(started), False, K.CANCELLED)
+        self._log(spec, state, tin, 0, "estimate", _since(started), False, K.CANCELLED,
+                  action="cancelled")  # fmt: skip
 
     def _verdict(
         self, permits: list[Permit], exc: BaseException
@@ -677,8 +689,9 @@ class Recovery:
         tin, tout, source = _spent(spec, sent, text, *(known or (None, None)))
         latency = err.latency_ms if err.latency_ms is not None else _since(opened.started)
         record = self._log(
-            spec, state, tin, tout, source, latency, False, cls.kind, text, opened.ttft_ms
-        )
+            spec, state, tin, tout, source, latency, False, cls.kind, text, opened.ttft_ms,
+            error=err, action="fail",
+        )  # fmt: skip
         state.attempts.append(
             Attempt(
                 spec.model_id,
@@ -728,6 +741,7 @@ class Recovery:
             K.CANCELLED,
             text,
             opened.ttft_ms,
+            action="cancelled",
         )
         log.info("%s: stream closed by the caller after %d characters", spec.model_id, len(text))
 
@@ -776,7 +790,14 @@ class Recovery:
         kind: ErrorKind | None,
         response: str | None = None,
         ttft_ms: float | None = None,
+        *,
+        completion: Completion | None = None,
+        error: ProviderError | None = None,
+        action: str | None = None,
+        sent: Prompt | None = None,
     ):
+        """Write the attempt's usage row (settling its reservation) and, with telemetry on,
+        its span and metrics."""
         fallback_from = state.first_model if state.first_model != spec.model_id else None
         state.logged += 1
         reservation, state.reservation = state.reservation, None
@@ -804,10 +825,18 @@ class Recovery:
             ttft_ms=ttft_ms,
             reservation_id=reservation.id if reservation is not None else None,
         )
-        if not state.deferred:
-            return logged
-        record, future = logged  # async code awaits the commit in _flush
-        state.pending.append(future)
+        record = logged
+        if state.deferred:
+            record, future = logged  # async code awaits the commit in _flush
+            state.pending.append(future)
+        if self.telemetry.enabled:
+            breaker = self.breaker.get(spec.model_id, simulated=state.simulated(spec))
+            self.telemetry.attempt(
+                spec, state, record, sent=sent or state.current or state.prompt,
+                completion=completion, error=error, action=action,
+                breaker=breaker["state"] if breaker else "closed",
+                endpoint=state.endpoint_of(spec), stream=state.stream,
+            )  # fmt: skip
         return record
 
 

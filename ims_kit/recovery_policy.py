@@ -77,6 +77,9 @@ class RequestState:
     refusals: list[BudgetExceeded] = field(default_factory=list)  # budgets that said no
     reservation: Any = None  # the current attempt's budget reservation, until its row
     deferred: bool = False  # async: rows are handed to the writer thread and awaited
+    stream: bool = False  # a streamed request
+    reason: str | None = None  # why the selector chose the first candidate
+    trace_context: Any = None  # the request span's, when telemetry is on
     pending: list[Any] = field(default_factory=list)  # their futures, until committed
     request_id: str = field(default_factory=new_id)
     logged: int = 0  # attempts that reached a provider (usage rows), for their numbers

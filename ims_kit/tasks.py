@@ -85,6 +85,17 @@ def run_task(
     wf = open_workflow(
         WorkflowStore(kit.db, kit.events, kit.clock), workflow_id, max_retries=max_model_retries
     )
+    with kit.telemetry.workflow(wf.id):  # with telemetry on, the root of the task's trace
+        return _drive(
+            kit, wf, prompt, strategy, check_name, check, schema, provider, max_tokens,
+            constraints,
+        )  # fmt: skip
+
+
+def _drive(
+    kit, wf, prompt, strategy, check_name, check, schema, provider, max_tokens, constraints
+) -> TaskResult:
+    """The workflow's steps, from START to a final state."""
     start: dict[str, Any] = {"strategy": strategy, "validator": check_name}
     if kit.usage.store_text:
         start["task"] = prompt

@@ -14,7 +14,7 @@ def test_import_does_no_io_and_loads_no_heavy_dependency(tmp_path):
     code = (
         "import sys, json, ims_kit;"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'pandas','plotly','streamlit','sqlite_utils','httpx','httpx2','aiohttp','click','statemachine'})))"
+        "{'pandas','plotly','streamlit','sqlite_utils','httpx','httpx2','aiohttp','click','statemachine','opentelemetry','tqdm'})))"
     )
     env = {"IMS_DB": str(tmp_path / "never.db"), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(

@@ -12,6 +12,7 @@ from ims_kit.cli import (  # noqa: F401
     budget,
     calls,
     chat,
+    export,
     gemini,
     registry,
     simulate,
