@@ -18,6 +18,7 @@ from ims_kit.clock import Clock, TimeSource, as_clock
 from ims_kit.db import Generation, default_path, file_info, open_db
 from ims_kit.errors import ImsError, InvalidInputError, NoModelAvailable
 from ims_kit.events import EventLog
+from ims_kit.feedback import Feedback
 from ims_kit.prompts import Prompt, build_prompt, refused_by_registry
 from ims_kit.records import Answer, ModelSpec
 from ims_kit.recovery import Recovery, RecoveryPolicy
@@ -81,6 +82,7 @@ class Kit:
         )
         self.budgets = Budgets(self.db, self.events, self.clock, self.generation)
         self.batches = BatchStore(self.db, self.clock)
+        self.verdicts = Feedback(self.db, self.events, self.clock)
         self.usage.budgets = self.budgets
         self.workflow_store = WorkflowStore(self.db, self.events, self.clock)
         self.recovery = Recovery(self.circuits, self.usage, self.events, policy, self.budgets)
@@ -389,6 +391,11 @@ class Kit:
             "check": check,
         }
         return _Plan(sent, chain, adapter, context)
+
+    def feedback(self, call_id: str, *, good: bool, note: str | None = None) -> None:
+        """Your verdict on an answer (``answer.call_id``): stored with the workflow's own
+        validations, they label your history for ``ims route train --from-history``."""
+        self.verdicts.record(call_id, good, source="user", note=note)
 
     def check_call(self, caller: str = "ask", **call: Any) -> None:
         """Check ``ask``'s arguments (all but the prompt) without calling: InvalidInputError

@@ -265,6 +265,24 @@ def m011_state_version(db: Database) -> None:
         )
 
 
+@migrations()
+def m012_feedback(db: Database) -> None:
+    """Verdicts on answers (a user's, the workflow's validations): a router's labels."""
+    _run(
+        db,
+        """
+        CREATE TABLE feedback (
+            call_id TEXT NOT NULL,              -- the usage row of the judged answer
+            source TEXT NOT NULL,               -- user | validation
+            good INTEGER NOT NULL,
+            note TEXT,
+            ts TEXT NOT NULL,
+            PRIMARY KEY (call_id, source)
+        )
+        """,
+    )
+
+
 def _run(db: Database, script: str) -> None:
     """Execute statements one by one: ``executescript`` would COMMIT the step's transaction."""
     for statement in script.split(";"):

@@ -19,6 +19,8 @@ STRATEGIES = {
     "balanced": "cheapest model whose quality is within a margin of the best feasible one",
     "latency": "lowest observed median latency (a stated prior where none is observed)",
     "auto": "reads the prompt, then the cheapest model whose quality suits its difficulty",
+    "learned": "a learned router's score: the strong model when the prompt needs it, else"
+    " the cheap one",
 }
 DEFAULT_STRATEGY = "cost"
 DEFAULT_MIN_CONTEXT = 10_000
@@ -42,6 +44,11 @@ class Request:
     include_inactive: bool = False
     balanced_margin: float = BALANCED_MARGIN
     task: TaskProfile | None = None
+    # strategy "learned": the router's score of this prompt (higher = needs the strong
+    # model), the threshold it is compared with, and what set the threshold
+    route_score: float | None = None
+    route_threshold: float | None = None
+    route_basis: str = ""
 
     @property
     def required_context(self) -> int:
@@ -395,10 +402,36 @@ def _by_task(feasible, request: Request, stats) -> Scored:
     return out
 
 
+def _by_router(feasible, request: Request, stats) -> Scored:
+    """The strong model (the best quality allowed) when the router's score reaches the
+    threshold, else the cheap one (the cheapest allowed); then the rest by cost."""
+    if request.route_score is None or request.route_threshold is None:
+        raise InvalidInputError("strategy 'learned' needs a router score and a threshold")
+    by_cost = _by_cost(feasible, request, stats)
+    cheap = by_cost[0]
+    strong = min(by_cost, key=lambda r: (-_quality(r[0]), r[1] is None, r[1] or 0.0))
+    score, threshold = request.route_score, request.route_threshold
+    basis = f" ({request.route_basis})" if request.route_basis else ""
+    needs = score >= threshold
+    said = f"router score {score:.3f} {'>=' if needs else '<'} threshold {threshold:.3f}{basis}"
+    first = strong if needs else cheap
+    out: Scored = [
+        (first[0], first[1], score, (said, f"the {'strong' if needs else 'cheap'} model",
+                                     _quality_reason(first[0]), *first[3]))
+    ]  # fmt: skip
+    second = cheap if needs else strong
+    if second[0] is not first[0]:
+        role = "cheap" if needs else "strong"
+        out.append((second[0], second[1], None, (f"the {role} model, as a fallback", *second[3])))
+    out += [r for r in by_cost if r[0] is not first[0] and r[0] is not second[0]]
+    return out
+
+
 _STRATEGY_FUNCS = {
     "cost": _by_cost,
     "performance": _by_performance,
     "balanced": _by_balance,
     "latency": _by_latency,
     "auto": _by_task,
+    "learned": _by_router,
 }

@@ -153,6 +153,7 @@ def _drive(
             problem = check(answer.text)
         except Exception as exc:  # a validator that breaks must not strand the workflow
             return _give_up(wf, "VALIDATION_FAILED", f"the validator raised {exc!r}", answer)
+        kit.verdicts.record(answer.call_id, problem is None, source="validation", note=problem)
         if problem is None:
             wf.transition("VALIDATION_PASSED", {"error": None})
             return _result(wf, answer, None)
