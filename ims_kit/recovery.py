@@ -616,6 +616,9 @@ class Recovery:
             log.info("%s: %s: %s (%s)", spec.model_id, cls.kind.value, action, detail)
         if next_prompt is not None:
             state.current = next_prompt  # the retry sends the shorter prompt or answer
+        if wait and wait > 0 and self.policy.wait_for is not None:
+            self.policy.wait_for(wait)  # simulated time: the wait passes without sleeping
+            wait = 0.0
         raise _Failed(attempt, cls, wait, exc) from exc
 
     @_pinned

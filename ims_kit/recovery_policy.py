@@ -49,6 +49,8 @@ class RecoveryPolicy:
     # invalid JSON answers from this many models end the request: the schema is likely the
     # problem, and every further candidate would be billed for the same failure
     invalid_output_models: int = 3
+    # instead of sleeping, hand each vendor-asked wait to this (a simulated clock's advance)
+    wait_for: Callable[[float], None] | None = None
 
 
 @dataclass

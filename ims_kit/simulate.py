@@ -335,7 +335,11 @@ def simulate(
         arrivals = sorted(start + draw.random() * window for _ in jobs)
         provider.clock = clock  # each call moves the clock by its simulated duration
         kit.recovery.policy = replace(  # time is simulated: a retry's wait costs nothing
-            saved_policy or RecoveryPolicy(), wait_initial_s=0.0, wait_max_s=0.0, wait_jitter_s=0.0
+            saved_policy or RecoveryPolicy(),
+            wait_initial_s=0.0,
+            wait_max_s=0.0,
+            wait_jitter_s=0.0,
+            wait_for=clock.advance,  # a vendor's "retry after" moves the simulated clock
         )
     unsubscribe = kit.events.subscribe(report._on_event)
     started = time.perf_counter()

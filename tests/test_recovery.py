@@ -629,3 +629,14 @@ def test_one_kit_shared_by_threads_keeps_every_row(kit):
     for t in threads:
         t.join()
     assert errors == [] and kit.usage.totals()["requests"] == 120
+
+
+def test_a_policy_can_take_the_waits_instead_of_sleeping(lab, vendor):
+    """wait_for (a simulated clock's advance) gets the vendor's wait; the retry still runs."""
+    from dataclasses import replace
+
+    waited: list[float] = []
+    lab.recovery.policy = replace(lab.recovery.policy, wait_for=waited.append)
+    vendor.script_for("primary", vs.openai_rate_limit(retry_after_ms="1500"))
+    answer = lab.ask("hello there", model="primary")
+    assert answer.model_id == "primary" and waited == [1.5]
