@@ -82,6 +82,7 @@ class RequestState:
     stream: bool = False  # a streamed request
     reason: str | None = None  # why the selector chose the first candidate
     trace_context: Any = None  # the request span's, when telemetry is on
+    trace_start_ns: int = 0  # when that span began
     pending: list[Any] = field(default_factory=list)  # their futures, until committed
     request_id: str = field(default_factory=new_id)
     logged: int = 0  # attempts that reached a provider (usage rows), for their numbers

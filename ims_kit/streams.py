@@ -32,6 +32,7 @@ class Stream:
         item = next(self._items)
         if isinstance(item, Answer):
             self._answer = item
+            self._items.close()  # the request is over: its generator ends now, not at GC
             raise StopIteration
         self._parts.append(item)
         return item
@@ -90,6 +91,7 @@ class AStream:
         item = await anext(self._items)
         if isinstance(item, Answer):
             self._answer = item
+            await self._items.aclose()
             raise StopAsyncIteration
         self._parts.append(item)
         return item

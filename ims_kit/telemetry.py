@@ -127,12 +127,16 @@ class Telemetry:
                     "ims.workflow_id": state.workflow_id,
                     "ims.candidates": [c.model_id for c in state.candidates][:20],
                     "gen_ai.request.stream": stream or None,
+                    "openinference.span.kind": "CHAIN",  # how Phoenix names its kind
                 }
             ),
         )
         state.trace_context = self._trace.set_span_in_context(span)
+        state.trace_start_ns = time.time_ns()
         try:
             yield span
+        except GeneratorExit:  # a stream closed (after its answer, or left early): no error
+            raise
         except BaseException as exc:
             span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, str(exc)[:200]))
             span.set_attribute("error.type", type(exc).__name__)
@@ -162,7 +166,8 @@ class Telemetry:
         provider = state.provider or spec.provider
         op = operation(provider)
         end_ns = time.time_ns()
-        start_ns = end_ns - int(record.latency_ms * 1e6)
+        # never before its request began (a simulated latency has not really passed)
+        start_ns = max(end_ns - int(record.latency_ms * 1e6), getattr(state, "trace_start_ns", 0))
         attrs = self._attempt_attributes(
             spec, state, record, provider, op, sent, completion, error, action, breaker,
             endpoint, stream,
@@ -199,6 +204,7 @@ class Telemetry:
             "gen_ai.output.type": "json" if sent.json_schema is not None else None,
             "gen_ai.usage.input_tokens": record.tokens_in if counted else None,
             "gen_ai.usage.output_tokens": record.tokens_out if counted else None,
+            "openinference.span.kind": "LLM",
             "ims.model_id": spec.model_id,
             "ims.request_id": record.request_id,
             "ims.call_id": record.call_id,
@@ -259,7 +265,11 @@ class Telemetry:
     def workflow(self, workflow_id: str, name: str = "run_task") -> Iterator[Any]:
         """The root span of a workflow run, current while it runs (its requests are its
         children); its state transitions are span events."""
-        attributes = {"gen_ai.operation.name": "invoke_workflow", "ims.workflow_id": workflow_id}
+        attributes = {
+            "gen_ai.operation.name": "invoke_workflow",
+            "ims.workflow_id": workflow_id,
+            "openinference.span.kind": "CHAIN",
+        }
         with self.tracer.start_as_current_span(
             f"invoke_workflow {name}", kind=self._trace.SpanKind.INTERNAL, attributes=attributes
         ) as span:

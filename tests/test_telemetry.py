@@ -119,7 +119,10 @@ def test_gemini_generates_content_and_streams_say_their_first_chunk(lab, collect
     """Gemini's operation is generate_content, provider gcp.gemini; a stream records its time
     to first chunk."""
     answer = lab.stream("hi", model="gem").answer
-    [span] = [s for s in collector.spans() if s["kind"] == CLIENT]
+    spans = collector.spans()
+    [request] = by_name(spans, "ims.request")
+    assert request["status_code"] != ERROR  # a finished stream is no error
+    [span] = [s for s in spans if s["kind"] == CLIENT]
     a = span["attributes"]
     assert span["name"] == "generate_content gem" and a["gen_ai.provider.name"] == "gcp.gemini"
     assert a["gen_ai.request.stream"] is True
