@@ -59,6 +59,11 @@ with st.form("recommend"):
         "Strategy", list(STRATEGIES), format_func=lambda s: f"{s}: {STRATEGIES[s]}"
     )
     rec_context = c2.number_input("Minimum context window", min_value=0, value=10_000, step=1_000)
+    target = st.slider(
+        "Learned strategy: share of the strong model's quality to reach",
+        min_value=0.5, max_value=1.0, value=0.95, step=0.01,
+        help="Only for the learned strategy: the router's threshold is set for this target.",
+    )  # fmt: skip
     asked = st.form_submit_button("Recommend", type="primary")
 if asked:
     try:
@@ -68,6 +73,7 @@ if asked:
             min_context_window=rec_context,
             vendors=vendors or None,
             capabilities=wanted or None,
+            target_quality=target if strategy == "learned" else None,
         )
     except ImsError as exc:
         st.session_state.pop("recommendation", None)

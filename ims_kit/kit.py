@@ -92,6 +92,7 @@ class Kit:
         if self.telemetry.enabled:
             self.events.subscribe(self.telemetry.on_event, "workflow.state_changed")
         self._providers: dict[str, Any] = {}
+        self._router: Any = None  # loaded when strategy "learned" first needs it
 
     @property
     def path(self) -> str:
@@ -118,6 +119,8 @@ class Kit:
         include_inactive: bool = False,
         expected_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
         balanced_margin: float = BALANCED_MARGIN,
+        target_quality: float | None = None,
+        strong_share: float | None = None,
     ) -> Recommendation:
         """Which model should handle ``prompt`` (or the conversation ``messages``)? Ranked
         candidates with reasons.
@@ -125,6 +128,12 @@ class Kit:
         ``strategy`` defaults to ``IMS_STRATEGY``, else cost; ``min_context_window`` to
         ``IMS_MIN_CONTEXT``, else 10,000. ``provider="simulated"`` reads the breakers of
         simulated calls. Appends a ``model.queried`` event for the choice.
+
+        ``strategy="learned"`` scores the prompt with the router (``kit.router``: the shipped
+        one, or yours through ``use_router`` / ``IMS_ROUTER``) and sends it to the strong
+        candidate when the score reaches the threshold for ``target_quality`` (a share of the
+        strong model's accuracy, 0.95 by default) or for ``strong_share`` (a budget of strong
+        calls, 0-1); else to the cheap one.
         """
         sized = build_prompt(prompt, messages=messages, system=system, caller="recommend")
         return self._recommend(
@@ -140,6 +149,8 @@ class Kit:
                 include_inactive=include_inactive,
                 expected_output_tokens=expected_output_tokens,
                 balanced_margin=balanced_margin,
+                target_quality=target_quality,
+                strong_share=strong_share,
             ),
         )
 
@@ -198,16 +209,27 @@ class Kit:
         include_inactive,
         expected_output_tokens,
         balanced_margin,
+        target_quality,
+        strong_share,
     ) -> Request:
         from ims_kit.analysis import analyze
 
         prompt_tokens = tokens.count_prompt(prompt)
         if prompt.options.max_tokens is not None:  # the answer can be no longer than this
             expected_output_tokens = prompt.options.max_tokens
+        strategy = strategy or _env_strategy()
+        route = {}
+        if strategy == "learned":
+            route = self._route(prompt, target_quality, strong_share)
+        elif target_quality is not None or strong_share is not None:
+            raise InvalidInputError(
+                "target_quality and strong_share set the learned router's threshold:"
+                " they apply with strategy='learned'"
+            )
         return Request(
             prompt_tokens=prompt_tokens,
             expected_output_tokens=expected_output_tokens,
-            strategy=strategy or _env_strategy(),
+            strategy=strategy,
             min_context_window=(
                 min_context_window if min_context_window is not None else _env_min_context()
             ),
@@ -218,7 +240,58 @@ class Kit:
             include_inactive=include_inactive,
             balanced_margin=balanced_margin,
             task=analyze(prompt.last_user, prompt_tokens),
+            **route,
         )
+
+    # -- the learned router ------------------------------------------------------------------
+    @property
+    def router(self) -> Any:
+        """The router strategy "learned" uses: yours (``use_router``, ``IMS_ROUTER``: a file
+        from ``Router.save`` / ``ims route train``), else the one shipped with ims_kit."""
+        if self._router is None:
+            from ims_kit.routing import default_router, load_router
+
+            path = os.environ.get("IMS_ROUTER", "").strip()
+            self._router = load_router(path) if path else default_router()
+        return self._router
+
+    def use_router(self, router: Any) -> None:
+        """Route with ``router`` (a Router, or the path of a saved one) from now on."""
+        if isinstance(router, str | os.PathLike):
+            from ims_kit.routing import load_router
+
+            router = load_router(router)
+        if not callable(getattr(router, "score", None)):
+            raise InvalidInputError(f"use_router takes a Router or its file, got {router!r}")
+        self._router = router
+
+    def _route(self, prompt: Prompt, target_quality: Any, strong_share: Any) -> dict[str, Any]:
+        """The router's score of the prompt and the threshold it is held to."""
+        if target_quality is not None and strong_share is not None:
+            raise InvalidInputError("give target_quality or strong_share, not both")
+        router = self.router
+        if strong_share is not None:
+            if (
+                isinstance(strong_share, bool)
+                or not isinstance(strong_share, int | float)
+                or not (0 <= strong_share <= 1)
+            ):
+                raise InvalidInputError(f"strong_share must be from 0 to 1, got {strong_share!r}")
+            threshold = router.threshold_for_share(strong_share)
+            basis = f"{strong_share:.0%} strong calls"
+        else:
+            quality = 0.95 if target_quality is None else target_quality
+            if isinstance(quality, bool) or not isinstance(quality, int | float) or quality <= 0:
+                raise InvalidInputError(
+                    f"target_quality is a share of the strong model's accuracy, got {quality!r}"
+                )
+            threshold = router.threshold_for(quality)
+            basis = f"for {quality:.0%} of the strong model's quality"
+        return {  # the router learned on single questions: it reads the latest
+            "route_score": float(router.score(prompt.last_user)),
+            "route_threshold": float(threshold),
+            "route_basis": basis,
+        }
 
     def ask(
         self,
@@ -662,6 +735,8 @@ ASK_ARGUMENTS = (
     "system", "model", "fallbacks", "provider", *OPTION_NAMES, "json_schema", "workflow_id",
 )  # fmt: skip
 RECOMMEND_DEFAULTS: dict[str, Any] = {
+    "target_quality": None,
+    "strong_share": None,
     "strategy": None,
     "min_context_window": None,
     "vendors": None,

@@ -57,6 +57,11 @@ def _read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
     help="Expected answer length, for cost estimates.",
 )
 @click.option("--include-inactive", is_flag=True, help="Consider inactive models too.")
+@click.option(
+    "--target-quality",
+    type=float,
+    help="Strategy learned: the share of the strong model's quality to reach (default 0.95).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the recommendation as JSON.")
 def recommend(
     prompt,
@@ -69,6 +74,7 @@ def recommend(
     max_cost,
     output_tokens,
     include_inactive,
+    target_quality,
     as_json,
 ) -> None:
     """Recommend a model for a prompt, with every candidate and the reasons."""
@@ -82,6 +88,7 @@ def recommend(
         max_cost_usd=max_cost,
         expected_output_tokens=output_tokens,
         include_inactive=include_inactive,
+        target_quality=target_quality,
     )
     if as_json:
         echo_json(rec.to_dict())
@@ -200,6 +207,9 @@ def model_options(command):
 @model_options
 @click.option("--min-context", type=int, help="Minimum context window. [env: IMS_MIN_CONTEXT]")
 @click.option("--vendor", "vendors", multiple=True, help="Only these vendors (repeatable).")
+@click.option(
+    "--target-quality", type=float, help="Strategy learned: share of the strong model's quality."
+)
 @generation_options
 @click.option(
     "--json-schema",
@@ -219,6 +229,7 @@ def ask(
     strategy,
     min_context,
     vendors,
+    target_quality,
     system,
     temperature,
     top_p,
@@ -237,7 +248,12 @@ def ask(
     constraints = (
         {}
         if model
-        else {"strategy": strategy, "min_context_window": min_context, "vendors": list(vendors)}
+        else {
+            "strategy": strategy,
+            "min_context_window": min_context,
+            "vendors": list(vendors),
+            "target_quality": target_quality,
+        }
     )
     schema = read_schema(schema_file)
     kit = open_kit()

@@ -1,0 +1,103 @@
+"""Strategy "learned": the strong model when the router's score reaches the threshold, the
+cheap one otherwise, within the constraints; the score and threshold in the reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+from ims_kit.errors import InvalidInputError
+from ims_kit.records import ModelSpec
+from ims_kit.selector import Request, rank
+
+MODELS = [
+    ModelSpec(model_id="cheap", vendor="A", provider="simulated", context_window=100_000,
+              cost_per_mil_in=0.1, cost_per_mil_out=0.4, quality=50),
+    ModelSpec(model_id="mid", vendor="A", provider="simulated", context_window=100_000,
+              cost_per_mil_in=1.0, cost_per_mil_out=4.0, quality=70),
+    ModelSpec(model_id="strong", vendor="B", provider="simulated", context_window=100_000,
+              cost_per_mil_in=5.0, cost_per_mil_out=15.0, quality=90),
+]  # fmt: skip
+
+
+def learned(score, threshold, **kw):
+    return Request(prompt_tokens=100, strategy="learned", route_score=score,
+                   route_threshold=threshold, route_basis="for 95%", **kw)  # fmt: skip
+
+
+def test_a_score_at_the_threshold_goes_to_the_strong_model():
+    rec = rank(MODELS, learned(0.4, 0.4))
+    assert [c.model_id for c in rec.ranked] == ["strong", "cheap", "mid"]
+    assert rec.ranked[0].reasons[0] == "router score 0.400 >= threshold 0.400 (for 95%)"
+    assert rec.ranked[0].score == 0.4
+
+
+def test_a_score_below_goes_to_the_cheap_model_with_the_strong_as_fallback():
+    rec = rank(MODELS, learned(0.1, 0.4))
+    assert [c.model_id for c in rec.ranked] == ["cheap", "strong", "mid"]
+    assert "the cheap model" in rec.ranked[0].reasons
+    assert rec.ranked[1].reasons[0] == "the strong model, as a fallback"
+
+
+def test_constraints_and_open_circuits_choose_the_pair():
+    """The strong and cheap candidates are those the constraints leave."""
+    rec = rank(MODELS, learned(0.9, 0.4, vendors=("A",)))
+    assert rec.ranked[0].model_id == "mid"  # the strongest vendor-A model
+    rec = rank(MODELS, learned(0.9, 0.4), open_circuits={"strong": "soon"})
+    assert rec.ranked[0].model_id == "mid"
+    rec = rank(MODELS[:1], learned(0.9, 0.4))
+    assert [c.model_id for c in rec.ranked] == ["cheap"]  # one model: it is both
+
+
+def test_without_a_score_the_strategy_is_a_clear_error():
+    with pytest.raises(InvalidInputError, match="router score"):
+        rank(MODELS, Request(strategy="learned"))
+
+
+class StubRouter:
+    """Scores by a keyword; its thresholds say what they were asked."""
+
+    def __init__(self):
+        self.asked = []
+
+    def score(self, prompt):
+        return 0.9 if "prove" in prompt else 0.1
+
+    def threshold_for(self, quality):
+        self.asked.append(("quality", quality))
+        return 0.5
+
+    def threshold_for_share(self, share):
+        self.asked.append(("share", share))
+        return 0.5
+
+
+def test_the_kit_scores_the_prompt_with_its_router(seeded):
+    """recommend(strategy='learned'): the router's score of the latest user turn against the
+    threshold for the target quality (0.95 unless given) or a share of strong calls."""
+    router = StubRouter()
+    seeded.use_router(router)
+    hard = seeded.recommend("prove that sqrt(2) is irrational", strategy="learned")
+    easy = seeded.recommend("say hi", strategy="learned", target_quality=0.9)
+    assert hard.model.quality > easy.model.quality
+    assert hard.ranked[0].reasons[0].startswith("router score 0.900 >= threshold 0.500")
+    seeded.recommend("say hi", strategy="learned", strong_share=0.3)
+    assert router.asked == [("quality", 0.95), ("quality", 0.9), ("share", 0.3)]
+    answer = seeded.ask("prove it", strategy="learned", provider="simulated")
+    assert answer.model_id == hard.model.model_id
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"strategy": "learned", "target_quality": 0.9, "strong_share": 0.2}, "not both"),
+        ({"strategy": "learned", "strong_share": 2}, "from 0 to 1"),
+        ({"strategy": "learned", "target_quality": -1}, "share of the strong"),
+        ({"strategy": "cost", "target_quality": 0.9}, "apply with strategy='learned'"),
+    ],
+)
+def test_bad_router_settings_are_clear_errors(seeded, kwargs, message):
+    seeded.use_router(StubRouter())
+    with pytest.raises(InvalidInputError, match=message):
+        seeded.recommend("hi", **kwargs)
+    with pytest.raises(InvalidInputError, match="Router or its file"):
+        seeded.use_router(42)
