@@ -101,3 +101,56 @@ def test_bad_router_settings_are_clear_errors(seeded, kwargs, message):
         seeded.recommend("hi", **kwargs)
     with pytest.raises(InvalidInputError, match="Router or its file"):
         seeded.use_router(42)
+
+
+GSM8K_LIKE = (
+    "Janet has 3 times as many marbles as Tom. Tom has 12 more than Sue, who has 9."
+    " How many marbles do the three of them have together?"
+)
+
+
+def test_the_shipped_router_routes_by_its_calibrated_threshold(seeded):
+    """With no router set, the shipped one scores the prompt; the threshold is its calibration's
+    for 95% of the strong model's quality, and the choice follows score >= threshold."""
+    from ims_kit.routing import default_router
+
+    rec = seeded.recommend(GSM8K_LIKE, strategy="learned")
+    shipped = default_router()
+    score, threshold = shipped.score(GSM8K_LIKE), shipped.threshold_for(0.95)
+    said = rec.ranked[0].reasons[0]
+    assert said.startswith(f"router score {score:.3f} {'>=' if score >= threshold else '<'}")
+    assert f"threshold {threshold:.3f}" in said
+    role = "the strong model" if score >= threshold else "the cheap model"
+    assert rec.ranked[0].reasons[1] == role
+    assert rec.model.quality > rec.ranked[1].model.quality or role == "the cheap model"
+
+
+def test_your_router_replaces_the_shipped_one_by_a_setting(seeded, monkeypatch, tmp_path):
+    """IMS_ROUTER names a saved router: a fresh Kit routes with it; a bad path is a clear
+    error when the strategy first needs it."""
+    import ims_kit
+    from ims_kit.routing import train_router
+
+    rows = [
+        {"prompt": f"prove lemma {i}" if i % 2 else f"say hi {i}",
+         "strong_correct": True, "weak_correct": i % 2 == 0}
+        for i in range(40)
+    ]  # fmt: skip
+    path = train_router(rows, folds=2).save(tmp_path / "mine.json")
+    monkeypatch.setenv("IMS_ROUTER", str(path))
+    kit = ims_kit.open()
+    assert kit.router.metadata["rows"] == 40
+    hard = kit.recommend("prove lemma 99", strategy="learned")
+    easy = kit.recommend("say hi 98", strategy="learned")
+    assert hard.model.quality > easy.model.quality
+    monkeypatch.setenv("IMS_ROUTER", str(tmp_path / "missing.json"))
+    with pytest.raises(InvalidInputError, match="no router file"):
+        ims_kit.open().recommend("hi", strategy="learned")
+
+
+def test_ims_recommend_learned_shows_score_and_threshold(run, seeded):
+    """`ims recommend --strategy learned --target-quality 0.9` prints the router's reason."""
+    result = run("recommend", "--prompt", GSM8K_LIKE, "--strategy", "learned",
+                 "--target-quality", "0.9")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "router score" in result.output and "threshold" in result.output

@@ -15,6 +15,7 @@ from ims_kit.cli import (  # noqa: F401
     export,
     gemini,
     registry,
+    route,
     simulate,
     status,
     workflows,
