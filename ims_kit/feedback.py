@@ -59,10 +59,12 @@ class Feedback:
 
     def training_rows(self, strong: str, weak: str) -> list[dict[str, Any]]:
         """One row per prompt that both models answered and that has a verdict on both
-        (a user's verdict beats the validation's): ``prompt``, ``strong_correct``,
-        ``weak_correct``. Needs the prompts kept (``store_text`` / ``IMS_STORE_TEXT=1``)."""
+        (a user's verdict beats the validation's): ``prompt`` (its latest user turn, what a
+        router scores), ``strong_correct``, ``weak_correct``. Needs the prompts kept
+        (``store_text`` / ``IMS_STORE_TEXT=1``)."""
         rows = self._db.execute(
-            """SELECT u.prompt, u.model_id, f.good, f.source, u.call_id
+            """SELECT coalesce(u.routed_prompt, u.prompt), u.model_id, f.good, f.source,
+                      u.call_id
                FROM feedback f JOIN usage u ON u.call_id = f.call_id
                WHERE u.model_id IN (?, ?) ORDER BY f.ts""",
             [strong, weak],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import numbers
 import os
 import uuid
 from collections.abc import Callable
@@ -252,7 +253,13 @@ class Kit:
             from ims_kit.routing import default_router, load_router
 
             path = os.environ.get("IMS_ROUTER", "").strip()
-            self._router = load_router(path) if path else default_router()
+            if path in ("", "default"):
+                self._router = default_router()
+            else:
+                try:
+                    self._router = load_router(path)
+                except InvalidInputError as exc:
+                    raise InvalidInputError(f"IMS_ROUTER: {exc}") from None
         return self._router
 
     def use_router(self, router: Any) -> None:
@@ -273,7 +280,7 @@ class Kit:
         if strong_share is not None:
             if (
                 isinstance(strong_share, bool)
-                or not isinstance(strong_share, int | float)
+                or not isinstance(strong_share, numbers.Real)
                 or not (0 <= strong_share <= 1)
             ):
                 raise InvalidInputError(f"strong_share must be from 0 to 1, got {strong_share!r}")
@@ -281,16 +288,19 @@ class Kit:
             basis = f"{strong_share:.0%} strong calls"
         else:
             quality = 0.95 if target_quality is None else target_quality
-            if isinstance(quality, bool) or not isinstance(quality, int | float) or quality <= 0:
+            if isinstance(quality, bool) or not isinstance(quality, numbers.Real) or quality <= 0:
                 raise InvalidInputError(
                     f"target_quality is a share of the strong model's accuracy, got {quality!r}"
                 )
             threshold = router.threshold_for(quality)
             basis = f"for {quality:.0%} of the strong model's quality"
-        return {  # the router learned on single questions: it reads the latest
+        meta = getattr(router, "metadata", None) or {}
+        pair = (meta.get("strong_model"), meta.get("weak_model"))
+        return {  # a router reads the latest user turn (what usage keeps as routed_prompt)
             "route_score": float(router.score(prompt.last_user)),
             "route_threshold": float(threshold),
             "route_basis": basis,
+            "route_pair": pair if all(isinstance(m, str) for m in pair) else None,
         }
 
     def ask(

@@ -283,6 +283,13 @@ def m012_feedback(db: Database) -> None:
     )
 
 
+@migrations()
+def m013_routed_prompt(db: Database) -> None:
+    """The text a learned router reads (the latest user turn), kept with the prompt when it
+    differs from it, so that routers trained on history learn from what they will score."""
+    db.execute("ALTER TABLE usage ADD COLUMN routed_prompt TEXT")
+
+
 def _run(db: Database, script: str) -> None:
     """Execute statements one by one: ``executescript`` would COMMIT the step's transaction."""
     for statement in script.split(";"):

@@ -38,8 +38,11 @@ class Options:
 
     def given(self) -> dict[str, Any]:
         """The options that were set, by name (what a request says it asked for)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values = {name: getattr(self, name) for name in _OPTION_NAMES}
         return {name: v for name, v in values.items() if v is not None and v != ()}
+
+
+_OPTION_NAMES = tuple(f.name for f in fields(Options))  # fields() is slow on the hot path
 
 
 @dataclass(frozen=True)

@@ -825,6 +825,7 @@ class Recovery:
             strategy=state.strategy,
             prompt=sent.text,
             response=response,
+            routed_prompt=sent.last_user,
             ttft_ms=ttft_ms,
             reservation_id=reservation.id if reservation is not None else None,
         )

@@ -49,6 +49,7 @@ class Request:
     route_score: float | None = None
     route_threshold: float | None = None
     route_basis: str = ""
+    route_pair: tuple[str, str] | None = None  # (strong, cheap) the router was trained on
 
     @property
     def required_context(self) -> int:
@@ -410,19 +411,23 @@ def _by_router(feasible, request: Request, stats) -> Scored:
     by_cost = _by_cost(feasible, request, stats)
     cheap = by_cost[0]
     strong = min(by_cost, key=lambda r: (-_quality(r[0]), r[1] is None, r[1] or 0.0))
+    trained = ""
+    if request.route_pair is not None:  # the pair the router learned, when both are allowed
+        found = {r[0].model_id: r for r in by_cost}
+        if all(model in found for model in request.route_pair):
+            strong, cheap = (found[model] for model in request.route_pair)
+            trained = ", the pair the router was trained on"
     score, threshold = request.route_score, request.route_threshold
     basis = f" ({request.route_basis})" if request.route_basis else ""
     needs = score >= threshold
     said = f"router score {score:.3f} {'>=' if needs else '<'} threshold {threshold:.3f}{basis}"
     first = strong if needs else cheap
-    out: Scored = [
-        (first[0], first[1], score, (said, f"the {'strong' if needs else 'cheap'} model",
-                                     _quality_reason(first[0]), *first[3]))
-    ]  # fmt: skip
+    role = "strong" if needs else "cheap"
+    out: Scored = [(first[0], first[1], score, (said, f"the {role} model{trained}", *first[3]))]
     second = cheap if needs else strong
     if second[0] is not first[0]:
         role = "cheap" if needs else "strong"
-        out.append((second[0], second[1], None, (f"the {role} model, as a fallback", *second[3])))
+        out.append((second[0], second[1], score, (f"the {role} model, as a fallback", *second[3])))
     out += [r for r in by_cost if r[0] is not first[0] and r[0] is not second[0]]
     return out
 

@@ -67,8 +67,8 @@ _COLUMNS = [f.name for f in fields(UsageRecord)]
 _SUCCESS_INDEX = _COLUMNS.index("success")
 _INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _INSERT_TEXT = (
-    f"INSERT INTO usage ({', '.join(_COLUMNS)}, prompt, response) "
-    f"VALUES ({', '.join('?' * (len(_COLUMNS) + 2))})"
+    f"INSERT INTO usage ({', '.join(_COLUMNS)}, prompt, response, routed_prompt) "
+    f"VALUES ({', '.join('?' * (len(_COLUMNS) + 3))})"
 )
 
 
@@ -119,6 +119,7 @@ class UsageTracker:
         request_id: str | None = None,
         prompt: str | None = None,
         response: str | None = None,
+        routed_prompt: str | None = None,
         ttft_ms: float | None = None,
         reservation_id: str | None = None,
         wait: bool = True,
@@ -181,8 +182,8 @@ class UsageTracker:
         )
         values = list(vars(record).values())
         values[_SUCCESS_INDEX] = int(record.success)
-        if self.store_text:
-            values += [prompt, response]
+        if self.store_text:  # the routed text only where it is not the whole prompt
+            values += [prompt, response, None if routed_prompt == prompt else routed_prompt]
         insert = _INSERT_TEXT if self.store_text else _INSERT
         budgets = self.budgets
         if budgets is not None and reservation_id is None and not budgets.active():

@@ -38,7 +38,7 @@ def test_train_writes_a_router_and_reports_its_figures(run, sample, tmp_path):
     out = tmp_path / "mine.json"
     result = run("route", "train", sample, "--out", out, "--folds", "3", "--json")
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert out.exists() and summary["bytes"] == out.stat().st_size
     assert summary["rows"] == 181 and 0 < summary["out_of_fold"]["apgr"] < 2
 
@@ -60,7 +60,7 @@ def test_eval_json_gives_figures_curves_and_spread(run, sample, tmp_path):
     text = run("route", "train", sample, "--out", router, "--folds", "2").output
     assert "out of fold: CPT(50%)" in text and "threshold for 95% quality" in text
     result = run("route", "eval", router, sample, "--json", "--bootstrap", "20")
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert set(data) >= {"router", "random", "oracle", "curve", "spread", "n"}
     assert data["n"] == 181 and len(data["curve"]) == 11 and "apgr" in data["spread"]
 
@@ -71,7 +71,7 @@ def test_eval_json_gives_figures_curves_and_spread(run, sample, tmp_path):
         (["route", "eval", "missing.json", "{sample}"], "no router file at missing.json"),
         (["route", "train", "--out", "x.json"], "needs DATA.jsonl"),
         (["route", "train", "{bad}", "--out", "x.json"], "one class only"),
-        (["route", "eval", "default", "{sample}", "--plot", "x.png"], "write an .html file"),
+        (["route", "eval", "default", "{sample}", "--plot", "x.txt"], "--plot writes .html"),
     ],
 )
 def test_errors_are_one_line(run, sample, tmp_path, args, message):
@@ -82,6 +82,18 @@ def test_errors_are_one_line(run, sample, tmp_path, args, message):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1
     assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_plot_that_cannot_be_written_keeps_the_figures(sample, tmp_path):
+    """Without kaleido a .png fails after the figures are printed: one error line, exit 1."""
+    pytest.importorskip("plotly")
+    if __import__("importlib.util").util.find_spec("kaleido") is not None:
+        pytest.skip("kaleido is installed: the .png is written")
+    result = CliRunner().invoke(cli, ["route", "eval", "default", str(sample), "--plot",
+                                      str(tmp_path / "x.png")])  # fmt: skip
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("181 prompts") and "write an .html file" in lines[-1]
 
 
 def test_train_from_history_learns_from_your_judged_calls(run, seeded, tmp_path):
@@ -112,7 +124,7 @@ def test_train_from_history_learns_from_your_judged_calls(run, seeded, tmp_path)
         "--json",
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["rows"] == len({r["prompt"] for r in rows})
+    assert json.loads(result.stdout)["rows"] == len({r["prompt"] for r in rows})
     metadata = json.loads(out.read_text())["metadata"]
     assert metadata["strong_model"] == "gpt-4o" and "your history" in metadata["trained_on"]
 

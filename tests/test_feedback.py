@@ -62,3 +62,25 @@ def test_training_rows_need_the_prompts_kept(seeded):
     seeded.feedback(answer.call_id, good=True)
     with pytest.raises(InvalidInputError, match="IMS_STORE_TEXT=1"):
         seeded.verdicts.training_rows("gpt-4o", "gpt-4o-mini")
+
+
+def test_training_rows_hold_what_the_router_scores(seeded):
+    """With a system prompt or a conversation, a row's prompt is the latest user turn (what
+    strategy "learned" scores), not the whole text the usage log keeps."""
+    seeded.usage.store_text = True
+    for model, good in (("gpt-4o", True), ("gpt-4o-mini", False)):
+        answer = seeded.ask(
+            messages=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+                      {"role": "user", "content": "What is 17 * 23?"}],
+            system="You are terse.", model=model, provider="simulated",
+        )  # fmt: skip
+        seeded.feedback(answer.call_id, good=good)
+    stored = seeded.db.execute("SELECT prompt, routed_prompt FROM usage").fetchall()
+    assert stored[0] == ("You are terse.\nHi\nHello\nWhat is 17 * 23?", "What is 17 * 23?")
+    rows = seeded.verdicts.training_rows("gpt-4o", "gpt-4o-mini")
+    assert rows == [{"prompt": "What is 17 * 23?", "strong_correct": True, "weak_correct": False}]
+    plain = seeded.ask("Just one turn", model="gpt-4o", provider="simulated")
+    kept = seeded.db.execute(
+        "SELECT routed_prompt FROM usage WHERE call_id = ?", [plain.call_id]
+    ).fetchone()
+    assert kept == (None,)  # the same as the prompt: not stored twice

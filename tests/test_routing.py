@@ -270,7 +270,13 @@ BAD_ROWS = [
         "never right where the weak one is wrong",
     ),
     ("data.jsonl", "read_jsonl"),
-]
+    (
+        [{"prompt": f"p{i}", "strong_correct": i % 4 == 0, "weak_correct": i % 4 != 0}
+         for i in range(30)],
+        "not the better one here",
+    ),
+    (synthetic(12), "at least 20 different labelled prompts"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("rows, message", BAD_ROWS)
@@ -292,6 +298,96 @@ def test_an_unknown_training_option_is_refused():
         train_router(synthetic(), foldz=3)
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"C": -1}, "C must be a positive number"),
+        ({"C": "x"}, "C must be a positive number"),
+        ({"folds": 1}, "folds must be an integer >= 2"),
+        ({"folds": "a"}, "folds must be an integer"),
+        ({"folds": 100}, "too few for 100 folds"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"block_weights": (1.0,)}, "block_weights must be two"),
+        ({"features": {"nope": 1}}, "unknown feature option nope"),
+        ({"features": {"bits": 40}}, "bits must be an integer from 8 to 20"),
+        ({"features": {"char_ngrams": [0]}}, "char_ngrams must be n-gram sizes"),
+        ({"features": {"surface": ["x"]}}, "unknown surface measure x"),
+        ({"features": "big"}, "features must be a FeatureConfig or a dict"),
+        ({"metadata": "hi"}, "metadata must be a dict"),
+        ({"metadata": {"x": float("nan")}}, "JSON values only"),
+        ({"metadata": {"x": object()}}, "JSON values only"),
+    ],
+)
+def test_bad_training_options_are_clear_errors(options, message):
+    """Every option is checked before any fitting: one InvalidInputError naming it."""
+    with pytest.raises(InvalidInputError, match=message):
+        train_router(synthetic(), **options)
+
+
+def test_a_router_trained_on_few_rows_says_so():
+    """Under 200 prompts, or no better than random out of fold: a warning, kept in the file."""
+    rows = [{"prompt": f"question number {i}", "strong_correct": i % 2 == 0,
+             "weak_correct": i % 4 == 0} for i in range(40)]  # fmt: skip
+    with pytest.warns(UserWarning) as caught:
+        router = train_router(rows, folds=2)
+    said = [str(w.message) for w in caught]
+    assert any("only 40 labelled prompts" in m for m in said)
+    assert router.metadata["warnings"] == said
+
+
+def test_evaluating_on_training_prompts_says_so(router, rows):
+    """A router remembers fingerprints of the prompts it learned: evaluated on them, the
+    figures carry a note; on other prompts they do not."""
+    seen = router.evaluate(rows)
+    assert seen.trained_on_overlap == len(rows)
+    assert "trained on" in seen.caveat and seen.caveat in str(seen)
+    assert seen.to_dict()["trained_on_overlap"] == len(rows)
+    unseen = read_jsonl(DATA / "gsm8k_dev.jsonl")[1::10]
+    fresh = router.evaluate(unseen)
+    assert fresh.trained_on_overlap == 0 and fresh.caveat is None and "note" not in str(fresh)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"bootstrap": -1}, "bootstrap must be an integer >= 0"),
+    ({"bootstrap": 1.5}, "bootstrap must be an integer"),
+    ({"seed": "x"}, "seed must be an integer"),
+])  # fmt: skip
+def test_evaluate_checks_its_arguments(router, rows, kwargs, message):
+    with pytest.raises(InvalidInputError, match=message):
+        router.evaluate(rows, **kwargs)
+
+
+def test_reading_and_writing_files_fail_clearly(router, tmp_path, monkeypatch):
+    """Missing, folder, non-UTF-8 data files; unwritable router paths: InvalidInputError, and a
+    failed save leaves the file that was there whole."""
+    (tmp_path / "latin.jsonl").write_bytes(b'{"prompt": "caf\xe9"}\n')
+    for path, message in [
+        (tmp_path / "none.jsonl", "no file at"),
+        (tmp_path, "is a folder"),
+        (tmp_path / "latin.jsonl", "not UTF-8"),
+    ]:
+        with pytest.raises(InvalidInputError, match=message):
+            read_jsonl(path)
+    with pytest.raises(InvalidInputError, match="cannot write"):
+        router.save(tmp_path / "no" / "such" / "r.json")
+    with pytest.raises(InvalidInputError, match="is a folder"):
+        router.save(tmp_path)
+    for bad in (None, 5):
+        with pytest.raises(InvalidInputError, match="named by a path"):
+            load_router(bad)
+    kept = router.save(tmp_path / "r.json")
+    before = kept.read_bytes()
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("ims_kit.routing.storage.os.replace", disk_full)
+    with pytest.raises(InvalidInputError, match="No space left"):
+        router.save(kept)
+    assert kept.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latin.jsonl", "r.json"]
+
+
 def _damage(document: dict, how: str) -> dict:
     if how == "format":
         document["format"] = "someone.else"
@@ -305,10 +401,22 @@ def _damage(document: dict, how: str) -> dict:
         del document["calibration"]
     elif how == "kind":
         document["model"]["kind"] = "neural"
+    elif how == "block_weights":
+        document["model"]["block_weights"] = [1.0]
+    elif how == "surface_std":
+        document["model"]["surface_std"] = [0.0] * len(document["model"]["surface_std"])
+    elif how == "ngrams":
+        document["features"]["char_ngrams"] = [0]
+    elif how == "seen":
+        document["seen"] = {"dtype": "<u4"}
     return document
 
 
-@pytest.mark.parametrize("how", ["format", "version", "array", "shape", "section", "kind"])
+@pytest.mark.parametrize(
+    "how",
+    ["format", "version", "array", "shape", "section", "kind", "block_weights", "surface_std",
+     "ngrams", "seen"],
+)  # fmt: skip
 def test_a_damaged_or_foreign_router_file_is_refused(router, tmp_path, how):
     """Each kind of damage to a router file is one InvalidInputError naming the file."""
     path = router.save(tmp_path / "r.json")

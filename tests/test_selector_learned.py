@@ -154,3 +154,37 @@ def test_ims_recommend_learned_shows_score_and_threshold(run, seeded):
                  "--target-quality", "0.9")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "router score" in result.output and "threshold" in result.output
+
+
+def test_a_router_trained_on_a_pair_routes_between_them(seeded):
+    """A router whose metadata names the strong and weak model it learned (as one trained on
+    your history does) routes between those two when the constraints allow both."""
+    router = StubRouter()
+    router.metadata = {"strong_model": "gpt-4o", "weak_model": "gpt-4o-mini"}
+    seeded.use_router(router)
+    hard = seeded.recommend("prove it", strategy="learned")
+    easy = seeded.recommend("say hi", strategy="learned")
+    assert [c.model_id for c in hard.ranked[:2]] == ["gpt-4o", "gpt-4o-mini"]
+    assert [c.model_id for c in easy.ranked[:2]] == ["gpt-4o-mini", "gpt-4o"]
+    assert "the pair the router was trained on" in hard.ranked[0].reasons[1]
+    other = seeded.recommend("prove it", strategy="learned", vendors=["Anthropic"])
+    assert other.model.vendor == "Anthropic"  # the pair is not allowed: the usual pairing
+    assert "trained on" not in other.ranked[0].reasons[1]
+
+
+def test_ims_router_names_itself_in_errors_and_takes_default(seeded, monkeypatch):
+    import ims_kit
+
+    monkeypatch.setenv("IMS_ROUTER", "/no/such/router.json")
+    with pytest.raises(InvalidInputError, match="^IMS_ROUTER: no router file"):
+        ims_kit.open().recommend("hi", strategy="learned")
+    monkeypatch.setenv("IMS_ROUTER", "default")
+    assert ims_kit.open().recommend("hi", strategy="learned").ranked[0].score is not None
+
+
+def test_ims_recommend_takes_a_share_of_strong_calls(run, seeded):
+    """--strong-share 1 sends every prompt to the strong model, 0 none."""
+    strong = run("recommend", "--prompt", "say hi", "--strategy", "learned", "--strong-share", "1")
+    cheap = run("recommend", "--prompt", "say hi", "--strategy", "learned", "--strong-share", "0")
+    assert "(100% strong calls); the strong model" in strong.output
+    assert "(0% strong calls); the cheap model" in cheap.output

@@ -28,6 +28,20 @@ def _read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
     return prompt
 
 
+def routing_options(command):
+    """Where strategy learned puts its threshold: a quality target or a share of calls."""
+    command = click.option(
+        "--strong-share",
+        type=float,
+        help="Strategy learned: send this share (0-1) of prompts to the strong model.",
+    )(command)
+    return click.option(
+        "--target-quality",
+        type=float,
+        help="Strategy learned: the share of the strong model's quality to reach (default 0.95).",
+    )(command)
+
+
 @cli.command()
 @click.option("--prompt", help="The prompt to place (its size and content inform the choice).")
 @click.option(
@@ -38,7 +52,7 @@ def _read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
 @click.option(
     "--strategy",
     metavar="|".join(STRATEGIES),
-    help="cost (default), performance, balanced, latency or auto. [env: IMS_STRATEGY]",
+    help="cost (default), performance, balanced, latency, auto or learned. [env: IMS_STRATEGY]",
 )
 @click.option(
     "--min-context", type=int, help="Minimum context window. [env: IMS_MIN_CONTEXT, default 10000]"
@@ -57,11 +71,7 @@ def _read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
     help="Expected answer length, for cost estimates.",
 )
 @click.option("--include-inactive", is_flag=True, help="Consider inactive models too.")
-@click.option(
-    "--target-quality",
-    type=float,
-    help="Strategy learned: the share of the strong model's quality to reach (default 0.95).",
-)
+@routing_options
 @click.option("--json", "as_json", is_flag=True, help="Print the recommendation as JSON.")
 def recommend(
     prompt,
@@ -75,6 +85,7 @@ def recommend(
     output_tokens,
     include_inactive,
     target_quality,
+    strong_share,
     as_json,
 ) -> None:
     """Recommend a model for a prompt, with every candidate and the reasons."""
@@ -89,6 +100,7 @@ def recommend(
         expected_output_tokens=output_tokens,
         include_inactive=include_inactive,
         target_quality=target_quality,
+        strong_share=strong_share,
     )
     if as_json:
         echo_json(rec.to_dict())
@@ -207,9 +219,7 @@ def model_options(command):
 @model_options
 @click.option("--min-context", type=int, help="Minimum context window. [env: IMS_MIN_CONTEXT]")
 @click.option("--vendor", "vendors", multiple=True, help="Only these vendors (repeatable).")
-@click.option(
-    "--target-quality", type=float, help="Strategy learned: share of the strong model's quality."
-)
+@routing_options
 @generation_options
 @click.option(
     "--json-schema",
@@ -230,6 +240,7 @@ def ask(
     min_context,
     vendors,
     target_quality,
+    strong_share,
     system,
     temperature,
     top_p,
@@ -253,6 +264,7 @@ def ask(
             "min_context_window": min_context,
             "vendors": list(vendors),
             "target_quality": target_quality,
+            "strong_share": strong_share,
         }
     )
     schema = read_schema(schema_file)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import click
@@ -60,7 +61,9 @@ def route_train(
     from ims_kit.routing import train_router
 
     rows, metadata = _training_rows(data, from_history, strong, weak)
-    router = train_router(rows, folds=folds, seed=seed, metadata=metadata)
+    with warnings.catch_warnings():  # said below as one line each, not as Python warnings
+        warnings.simplefilter("ignore", UserWarning)
+        router = train_router(rows, folds=folds, seed=seed, metadata=metadata)
     path = router.save(out)
     summary = {
         "router": str(path),
@@ -69,7 +72,10 @@ def route_train(
         "train_seconds": router.metadata["train_seconds"],
         "out_of_fold": router.metadata["out_of_fold"],
         "threshold_at_95_quality": router.threshold_for(target_quality=0.95),
+        "warnings": router.metadata["warnings"],
     }
+    for warning in summary["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         echo_json(summary)
         return
@@ -134,24 +140,33 @@ def route_eval(
     """RouteLLM's figures of ROUTER (a file, or 'default' for the shipped one) on DATA.jsonl."""
     from ims_kit.routing import read_jsonl
 
+    if plot_path is not None and plot_path.suffix.lower() not in PLOT_FORMATS:
+        raise InvalidInputError(
+            f"--plot writes {', '.join(PLOT_FORMATS)} files, not {plot_path.name!r}"
+        )
     evaluation = _load(router).evaluate(read_jsonl(data), bootstrap=bootstrap)
-    if plot_path is not None:
-        _write_plot(evaluation.plot(title=f"{router} on {data.name}"), plot_path)
     if as_json:
         echo_json(evaluation.to_dict())
     else:
         click.echo(str(evaluation))
-        if plot_path is not None:
+    if plot_path is not None:  # after the figures: a plot that fails loses none of them
+        _write_plot(evaluation.plot(title=f"{router} on {data.name}"), plot_path)
+        if not as_json:
             click.echo(f"plot: {plot_path}")
 
 
+PLOT_FORMATS = (".html", ".htm", ".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp")
+
+
 def _write_plot(figure, path: Path) -> None:
-    if path.suffix.lower() in (".html", ".htm"):
-        figure.write_html(path, include_plotlyjs=True)  # self-contained: opens offline
-        return
     try:
+        if path.suffix.lower() in (".html", ".htm"):
+            figure.write_html(path, include_plotlyjs=True)  # self-contained: opens offline
+            return
         figure.write_image(path)
-    except (ImportError, ValueError, RuntimeError) as exc:  # no kaleido, an unknown format
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except (ImportError, ValueError, RuntimeError) as exc:  # no kaleido
         reason = " ".join(str(exc).split()).rstrip(".")
         raise InvalidInputError(
             f"cannot write {path.name}: {reason}; write an .html file instead"

@@ -9,6 +9,7 @@ A new prompt goes to the strong model when its score >= the threshold.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,7 @@ class Calibration:
     def expected_at(self, threshold: float) -> tuple[float, float]:
         """What routing at ``threshold`` gave on the calibration prompts: the share of strong
         calls (0-1) and the accuracy as a share of the strong model's (interpolated)."""
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
             raise InvalidInputError(f"threshold must be a number, not {threshold!r}")
         if np.isnan(threshold):
             raise InvalidInputError("threshold must be a number, not nan")
@@ -152,7 +153,7 @@ def calibrate(scores, strong_correct, weak_correct, steps: int = GRID_STEPS) -> 
 
 
 def _fraction(value: Any, name: str, *, allow_above_one: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
         raise InvalidInputError(f"{name} must be a number, not {value!r}")
     if allow_above_one and value <= 0:
         raise InvalidInputError(f"{name} must be a positive share, e.g. 0.95, not {value!r}")

@@ -96,6 +96,13 @@ def _check_learnable(outcomes: Outcomes) -> None:
             "the strong model is never right where the weak one is wrong: sending a prompt to"
             " it never helps, so there is nothing to learn"
         )
+    strong_rate = sum(outcomes.strong_correct) / n
+    weak_rate = sum(outcomes.weak_correct) / n
+    if strong_rate <= weak_rate:
+        raise InvalidInputError(
+            f"the strong model is right on {strong_rate:.0%} of these prompts and the weak one"
+            f" on {weak_rate:.0%}: the strong model is not the better one here (swapped?)"
+        )
     if gains == {1}:
         raise InvalidInputError(
             f"one class only: on all {n} prompts the strong model is right and the weak one"
@@ -105,16 +112,29 @@ def _check_learnable(outcomes: Outcomes) -> None:
 
 def read_jsonl(path: str | Path) -> list[dict]:
     """The rows of a JSON Lines file (one object a line; blank lines are skipped)."""
+    if not isinstance(path, str | Path):
+        raise InvalidInputError(f"read_jsonl takes a file path, not {path!r}")
     rows = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"{path}: line {number} is not JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise InvalidInputError(f"{path}: line {number} is not a JSON object")
-            rows.append(row)
+    try:
+        with Path(path).open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InvalidInputError(
+                        f"{path}: line {number} is not JSON ({exc.msg})"
+                    ) from None
+                if not isinstance(row, dict):
+                    raise InvalidInputError(f"{path}: line {number} is not a JSON object")
+                rows.append(row)
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path} is not UTF-8 text") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"{path} is a folder, not a JSONL file") from None
+    except FileNotFoundError:
+        raise InvalidInputError(f"no file at {path}") from None
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from None
     return rows

@@ -41,6 +41,17 @@ class RouterEvaluation:
     random: Curve
     oracle: Curve
     spread: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    trained_on_overlap: int = 0  # rows whose prompt the router was trained on
+
+    @property
+    def caveat(self) -> str | None:
+        """Said beside the figures when the router was trained on some of these prompts."""
+        if not self.trained_on_overlap:
+            return None
+        return (
+            f"the router was trained on {self.trained_on_overlap} of these {self.n} prompts:"
+            " these figures are not those of unseen prompts (they flatter the router)"
+        )
 
     def figures(self, which: str = "router") -> dict[str, float]:
         """The four figures of ``router``, ``random`` or ``oracle``."""
@@ -58,6 +69,7 @@ class RouterEvaluation:
 
         return {
             "n": self.n,
+            "trained_on_overlap": self.trained_on_overlap,
             "weak_accuracy_pct": self.weak_accuracy_pct,
             "strong_accuracy_pct": self.strong_accuracy_pct,
             "router": self.figures("router"),
@@ -105,13 +117,15 @@ class RouterEvaluation:
                 "{:.3f} - {:.3f}".format(*self.spread[k]) if k in self.spread else ""
                 for k in FIGURES
             ]
-        return head + shown.to_html()
+        warning = f"<p><b>Note:</b> {self.caveat}.</p>" if self.caveat else ""
+        return head + warning + shown.to_html()
 
     def __repr__(self) -> str:
         return (
             f"<RouterEvaluation on {self.n} prompts: CPT(50%) {self.cpt50:.2f}%,"
             f" CPT(80%) {self.cpt80:.2f}%, APGR {self.apgr:.3f},"
-            f" {self.strong_share_at_95:.2f}% strong for 95% quality>"
+            f" {self.strong_share_at_95:.2f}% strong for 95% quality"
+            f"{f' ({self.trained_on_overlap} trained on)' if self.trained_on_overlap else ''}>"
         )
 
     def __str__(self) -> str:
@@ -129,6 +143,8 @@ class RouterEvaluation:
                     for c, k in zip(cells, FIGURES)
                 ]
             lines.append(f"{which:8}" + "".join(f"{c:>26}" for c in cells))
+        if self.caveat:
+            lines.append(f"note: {self.caveat}")
         return "\n".join(lines)
 
     def plot(self, title: str = "Accuracy against strong-model calls") -> Figure:

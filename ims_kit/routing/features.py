@@ -21,9 +21,11 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
+
+from ims_kit.errors import InvalidInputError
 
 _WORD = re.compile(r"\w+")
 _SPACE = re.compile(r"\s+")
@@ -33,6 +35,7 @@ _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 _OPTION = re.compile(r"(?m)^[A-H][.)] ")
 _MASK = np.uint64(0xFFFFFFFF)
 _BASE = np.uint64(0x01000193)  # FNV's 32-bit prime, as the rolling hash's multiplier
+MAX_BITS = 20  # 2 x 2^20 buckets: an 8 MB document-frequency table
 
 SURFACE = {  # name -> measure of the raw prompt; each enters the model standardised
     "log_chars": lambda text: math.log1p(len(text)),
@@ -58,7 +61,32 @@ class FeatureConfig:
     def __post_init__(self):
         unknown = [name for name in self.surface if name not in SURFACE]
         if unknown:
-            raise ValueError(f"unknown surface measure {', '.join(unknown)}")
+            raise InvalidInputError(
+                f"unknown surface measure {', '.join(map(str, unknown))};"
+                f" known: {', '.join(SURFACE)}"
+            )
+        if not _is_int(self.bits) or not 8 <= self.bits <= MAX_BITS:
+            raise InvalidInputError(
+                f"bits must be an integer from 8 to {MAX_BITS}, not {self.bits!r}"
+            )
+        for name in ("word_ngrams", "char_ngrams"):
+            sizes = getattr(self, name)
+            if not isinstance(sizes, tuple) or not all(_is_int(n) and 1 <= n <= 8 for n in sizes):
+                raise InvalidInputError(f"{name} must be n-gram sizes from 1 to 8, not {sizes!r}")
+        if not (self.word_ngrams or self.char_ngrams or self.surface):
+            raise InvalidInputError("the features are empty: give n-grams or surface measures")
+        if (
+            not isinstance(self.surface_scale, int | float)
+            or not 0 <= self.surface_scale < math.inf
+        ):
+            raise InvalidInputError(
+                f"surface_scale must be a non-negative number, not {self.surface_scale!r}"
+            )
+        if not _is_int(self.max_chars) or self.max_chars < 100:
+            raise InvalidInputError(f"max_chars must be an integer >= 100, not {self.max_chars!r}")
+        for name in ("number_shapes", "split_formats"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidInputError(f"{name} must be true or false")
 
     def to_dict(self) -> dict:
         """JSON-ready form, as stored in a router file."""
@@ -70,19 +98,31 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> FeatureConfig:
-        """The config stored in a router file (unknown keys are refused by the constructor)."""
+        """The config of a dict (a router file's, or ``features=`` of ``train_router``)."""
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"features must be a dict or a FeatureConfig, not {data!r}")
         data = dict(data)
-        for key in ("word_ngrams", "char_ngrams"):
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InvalidInputError(
+                f"unknown feature option {', '.join(map(str, unknown))};"
+                f" known: {', '.join(f.name for f in fields(cls))}"
+            )
+        for key in ("word_ngrams", "char_ngrams", "surface"):
             if key in data:
-                data[key] = tuple(int(n) for n in data[key])
-        if "surface" in data:
-            data["surface"] = tuple(str(name) for name in data["surface"])
+                if isinstance(data[key], str) or not isinstance(data[key], list | tuple):
+                    raise InvalidInputError(f"{key} must be a list, not {data[key]!r}")
+                data[key] = tuple(data[key])
         return cls(**data)
 
     @property
     def size(self) -> int:
         """Number of hashed buckets: 2^bits, twice that when formats are split."""
         return (2 if self.split_formats else 1) << self.bits
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def normalise(text: str, max_chars: int) -> str:

@@ -59,6 +59,17 @@ class LinearScorer:
                 f"the model's arrays do not fit its features ({self.features.size} buckets,"
                 f" {n} surface measures)"
             )
+        if len(self.block_weights) != 2 or not np.isfinite(self.block_weights).all():
+            raise ValueError("block_weights must be two finite numbers")
+        finite = [self.surface_mean, self.surface_std, *self.surface_weights.values()]
+        if (
+            not all(np.isfinite(np.asarray(a, dtype=float)).all() for a in finite)
+            or (np.asarray(self.surface_std) <= 0).any()
+        ):
+            raise ValueError("the surface statistics must be finite, deviations positive")
+        numbers = [*self.scales.values(), *self.intercepts.values()]
+        if not np.isfinite(numbers).all() or self.documents < 1 or self.min_df < 1:
+            raise ValueError("scales, intercepts, documents and min_df must be finite, positive")
         idf = idf_from(self.df, self.documents, self.min_df)
         weights = {
             h: np.concatenate(

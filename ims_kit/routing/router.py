@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
+import warnings
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +25,8 @@ from ims_kit.routing.features import FeatureConfig
 from ims_kit.routing.model import LinearScorer
 
 DEFAULT_FILE = "default_router.json"
+MIN_PROMPTS = 20  # fewer cannot fill the folds that calibrate the thresholds
+FEW_ROWS = 200  # below this a trained router comes with a warning
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,6 +36,7 @@ class Router:
     scorer: LinearScorer = field(repr=False)
     calibration: Calibration = field(repr=False)
     metadata: dict[str, Any]
+    seen: np.ndarray | None = field(default=None, repr=False)  # training prompts' fingerprints
 
     @overload
     def score(self, prompts: str) -> float: ...
@@ -73,24 +79,37 @@ class Router:
         return self.calibration.expected_at(threshold)
 
     def evaluate(self, rows, *, bootstrap: int = 0, seed: int = 0) -> RouterEvaluation:
-        """RouteLLM's figures on labelled rows, against random and the oracle."""
+        """RouteLLM's figures on labelled rows, against random and the oracle.
+
+        ``trained_on_overlap`` counts the rows whose prompt the router was trained on: figures
+        on those are not figures on unseen prompts (the table says so)."""
+        for name, value in (("bootstrap", bootstrap), ("seed", seed)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidInputError(f"{name} must be an integer >= 0, not {value!r}")
         outcomes = check_rows(rows)
         scores = self.scorer.scores(outcomes.prompts)
-        return evaluate_scores(
+        evaluation = evaluate_scores(
             scores, outcomes.strong_correct, outcomes.weak_correct, bootstrap=bootstrap, seed=seed
         )
+        return dataclasses.replace(evaluation, trained_on_overlap=self.overlap(outcomes.prompts))
+
+    def overlap(self, prompts: Iterable[str]) -> int:
+        """How many of these prompts the router was trained on (0 when it does not know)."""
+        if self.seen is None or not len(self.seen):
+            return 0
+        return int(np.isin(fingerprints(prompts), self.seen).sum())
 
     def save(self, path: str | Path) -> Path:
         """Write the router file (JSON, see ``ims_kit.routing.storage``); returns its path."""
-        return storage.write(
-            path,
-            {
-                "features": self.scorer.features.to_dict(),
-                "model": self.scorer.to_dict(),
-                "calibration": self.calibration.to_dict(),
-                "metadata": self.metadata,
-            },
-        )
+        document = {
+            "features": self.scorer.features.to_dict(),
+            "model": self.scorer.to_dict(),
+            "calibration": self.calibration.to_dict(),
+            "metadata": self.metadata,
+        }
+        if self.seen is not None:
+            document["seen"] = storage.pack(self.seen.astype("<u4"))
+        return storage.write(path, document)
 
     def __repr__(self) -> str:
         apgr = self.metadata.get("out_of_fold", {}).get("apgr", float("nan"))
@@ -105,15 +124,22 @@ def train_router(rows, *, metadata: dict[str, Any] | None = None, **options) -> 
     weak_correct); ``options`` are ``TrainOptions`` fields (C, min_df, folds, features, ...)."""
     from ims_kit.routing import training
 
+    if metadata is not None:
+        storage.check_metadata(metadata)
     outcomes = check_rows(rows, need_both_outcomes=True)
-    if len(set(outcomes.prompts)) < 2:
-        raise InvalidInputError("a router needs at least two different prompts to learn from")
+    distinct = len(set(outcomes.prompts))
+    if distinct < MIN_PROMPTS:
+        raise InvalidInputError(
+            f"a router needs at least {MIN_PROMPTS} different labelled prompts to learn from"
+            f" (these rows have {distinct}); a few hundred give a useful one"
+        )
     if isinstance(options.get("features"), dict):
         options["features"] = FeatureConfig.from_dict(options["features"])
     try:
         opts = training.TrainOptions(**options)
     except TypeError as exc:
-        raise InvalidInputError(f"train_router: {exc}") from None
+        known = ", ".join(f.name for f in dataclasses.fields(training.TrainOptions))
+        raise InvalidInputError(f"train_router: {exc}; its options are {known}") from None
     started = time.perf_counter()
     features = training.featurize(outcomes.prompts, opts.features)
     scorer = training.fit_scorer(features, outcomes, opts)
@@ -129,8 +155,33 @@ def train_router(rows, *, metadata: dict[str, Any] | None = None, **options) -> 
         "options": opts.to_dict(),
         "out_of_fold": figures,
     } | (metadata or {})
+    meta["warnings"] = _warnings(len(outcomes), figures["apgr"])
+    for warning in meta["warnings"]:
+        warnings.warn(warning, UserWarning, stacklevel=2)
     calibration = calibrate(oof, outcomes.strong_correct, outcomes.weak_correct)
-    return Router(scorer=scorer, calibration=calibration, metadata=meta)
+    seen = np.unique(fingerprints(outcomes.prompts))
+    return Router(scorer=scorer, calibration=calibration, metadata=meta, seen=seen)
+
+
+def _warnings(rows: int, apgr: float) -> list[str]:
+    """What a user should know before trusting a freshly trained router."""
+    out = []
+    if apgr < 0.55:
+        out.append(
+            f"out of fold this router recovers {apgr:.3f} of the quality gap, about what a"
+            " random router does (0.5): it learned little from these rows"
+        )
+    if rows < FEW_ROWS:
+        out.append(
+            f"trained on only {rows} labelled prompts: its figures and thresholds are rough"
+            f" (a few hundred make them steadier)"
+        )
+    return out
+
+
+def fingerprints(prompts: Iterable[str]) -> np.ndarray:
+    """32-bit fingerprints of prompt texts, to tell which ones a router was trained on."""
+    return np.fromiter((zlib.crc32(p.encode("utf-8")) for p in prompts), dtype=np.uint32)
 
 
 def load_router(path: str | Path) -> Router:
@@ -140,9 +191,10 @@ def load_router(path: str | Path) -> Router:
         features = FeatureConfig.from_dict(document["features"])
         scorer = LinearScorer.from_dict(features, document["model"])
         calibration = Calibration.from_dict(document["calibration"])
-    except (KeyError, TypeError, ValueError) as exc:
+        seen = storage.unpack(document["seen"], "seen") if "seen" in document else None
+    except (KeyError, TypeError, ValueError) as exc:  # InvalidInputError is a ValueError
         raise InvalidInputError(f"{path}: not a valid router file ({exc})") from None
-    return Router(scorer=scorer, calibration=calibration, metadata=document["metadata"])
+    return Router(scorer=scorer, calibration=calibration, metadata=document["metadata"], seen=seen)
 
 
 @functools.cache

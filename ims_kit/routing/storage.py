@@ -13,6 +13,7 @@ No pickle, so a router file is safe to open and readable without ims_kit::
                "surface_mean": [...], "surface_std": [...],  # one per surface measure
                "surface_weights": {"strong": [...], "weak": [...]}},
      "calibration": {...Calibration.to_dict()...},
+     "seen": ARRAY uint32,   # crc32 of each training prompt, sorted (optional)
      "metadata": {...what it was trained on, its out-of-fold figures, attribution...}}
 
 where ARRAY is ``{"dtype": "<u4", "shape": [n], "zlib_base64": "..."}`` (little-endian).
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
+import os
 import zlib
 from pathlib import Path
 from typing import Any
@@ -60,17 +63,45 @@ def unpack(data: Any, what: str) -> np.ndarray:
         raise InvalidInputError(f"router file: the array {what} is damaged ({exc})") from None
 
 
+def check_metadata(metadata: Any) -> None:
+    """Metadata must be a JSON object of plain values (a router file stores it as JSON)."""
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        raise InvalidInputError(f"metadata must be a dict with string keys, not {metadata!r}")
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"metadata must hold JSON values only ({exc})") from None
+
+
+def _path(path: Any) -> Path:
+    if not isinstance(path, str | os.PathLike) or not str(path):
+        raise InvalidInputError(f"a router file is named by a path, not {path!r}")
+    return Path(path)
+
+
 def write(path: str | Path, document: dict[str, Any]) -> Path:
-    """Write the document as compact UTF-8 JSON, with the format and version first."""
-    path = Path(path)
+    """Write the document as compact UTF-8 JSON, with the format and version first, through a
+    temporary file renamed over the target (a failed write leaves the old file whole)."""
+    path = _path(path)
+    check_metadata(document["metadata"])
     body = {"format": FORMAT, "version": VERSION} | document
-    path.write_text(json.dumps(body, separators=(",", ":"), allow_nan=False) + "\n")
+    text = json.dumps(body, separators=(",", ":"), allow_nan=False) + "\n"
+    if path.is_dir():
+        raise InvalidInputError(f"{path} is a folder: name the router file to write")
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise InvalidInputError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 
 def read(path: str | Path) -> dict[str, Any]:
     """The document of a router file, after checking that it is one this version can read."""
-    path = Path(path)
+    path = _path(path)
     if path.is_dir():
         raise InvalidInputError(f"{path} is a folder, not a router file")
     if not path.exists():

@@ -8,12 +8,13 @@ cross-validation on the RouteLLM dev sets (docs/ROUTING.md).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ims_kit.errors import ImsError
+from ims_kit.errors import ImsError, InvalidInputError
 from ims_kit.routing.data import Outcomes
 from ims_kit.routing.features import FeatureConfig, PromptFeatures, extract
 from ims_kit.routing.model import HEADS, LinearScorer
@@ -30,6 +31,29 @@ class TrainOptions:
     folds: int = 5  # for the out-of-fold calibration scores
     seed: int = 0
     max_iter: int = 1000
+
+    def __post_init__(self):
+        if not isinstance(self.features, FeatureConfig):
+            raise InvalidInputError(
+                f"features must be a FeatureConfig or a dict, not {self.features!r}"
+            )
+        c = self.C
+        if isinstance(c, bool) or not isinstance(c, int | float) or not 0 < c < math.inf:
+            raise InvalidInputError(f"C must be a positive number, not {c!r}")
+        for name, low in (("min_df", 1), ("folds", 2), ("seed", 0), ("max_iter", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InvalidInputError(f"{name} must be an integer >= {low}, not {value!r}")
+        weights = self.block_weights
+        if (
+            not isinstance(weights, tuple | list)
+            or len(weights) != 2
+            or not all(isinstance(w, int | float) and 0 <= w < math.inf for w in weights)
+        ):
+            raise InvalidInputError(
+                f"block_weights must be two non-negative numbers (words, characters), not"
+                f" {weights!r}"
+            )
 
     def to_dict(self) -> dict:
         """JSON-ready form, kept in the router file's metadata."""
@@ -153,11 +177,16 @@ def fold_indices(outcomes: Outcomes, folds: int, seed: int) -> list[tuple[np.nda
 
     strata = np.asarray(outcomes.strong_correct, int) * 2 + np.asarray(outcomes.weak_correct, int)
     _, groups = np.unique(np.asarray(outcomes.prompts, dtype=object), return_inverse=True)
-    k = max(2, min(folds, len(set(groups.tolist()))))
-    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():  # a small sample may have fewer members of a pair than k
         warnings.simplefilter("ignore", UserWarning)
-        return list(splitter.split(strata, strata, groups))
+        try:
+            return list(splitter.split(strata, strata, groups))
+        except ValueError:
+            raise InvalidInputError(
+                f"{len(set(groups.tolist()))} different prompts are too few for {folds} folds:"
+                f" label more prompts (a few hundred) or lower folds"
+            ) from None
 
 
 def out_of_fold(
