@@ -319,6 +319,7 @@ class Kit:
         seed: int | None = None,
         json_schema: dict[str, Any] | None = None,
         workflow_id: str | None = None,
+        _selection: tuple[str | None, str] | None = None,
         **constraints: Any,
     ) -> Answer:
         """Select a model (or use ``model``), call it with recovery, log every attempt.
@@ -456,6 +457,8 @@ class Kit:
         if provider is not None:
             self.provider(provider)  # an unknown provider name fails now, before any call
         chain, strategy, reason = self._chain(sent, model, fallbacks, provider, constraints)
+        if args.get("_selection") is not None:  # the workflow chose the model: its reasons
+            strategy, reason = args["_selection"]
 
         def adapter(spec: ModelSpec):
             return self.provider(provider or spec.provider)

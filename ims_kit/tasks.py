@@ -122,6 +122,7 @@ def _drive(
         ranked = [c.model_id for c in rec.ranked if c.model_id not in rejected]
         if not ranked:  # the ranking changed since the retry was decided (a breaker opened)
             return _give_up(wf, "ABORT", "no untried model is left: " + "; ".join(problems), answer)
+        chosen = next(c for c in rec.ranked if c.model_id == ranked[0])
         wf.transition(
             "MODEL_SELECTED",
             {"model": ranked[0], "strategy": rec.strategy, "candidates": len(ranked)},
@@ -135,6 +136,7 @@ def _drive(
                 max_tokens=max_tokens,
                 json_schema=schema,
                 workflow_id=wf.id,
+                _selection=(rec.strategy, "; ".join(chosen.reasons)),
             )
         except ImsError as exc:
             return _give_up(wf, "EXECUTION_FAILED", f"execution failed: {exc}", None)

@@ -57,6 +57,16 @@ def test_a_task_completes_with_events_and_usage_linked_by_workflow_id(seeded):
     ]
 
 
+def test_the_workflows_choice_is_logged_with_its_strategy(seeded):
+    """The workflow selects the model itself: its usage row keeps the strategy that chose
+    it, as a call the selector chose does."""
+    result = seeded.run_task("What is 2+2?", provider="simulated", strategy="balanced")
+    row = seeded.db.execute(
+        "SELECT strategy FROM usage WHERE workflow_id = ?", [result.workflow_id]
+    ).fetchone()
+    assert row == ("balanced",)
+
+
 def test_a_rejected_answer_is_retried_on_a_different_model(seeded):
     """A validation failure goes back to SELECTING_MODEL and the next attempt uses another model."""
     seen = []
