@@ -8,7 +8,7 @@ saw: 5-fold out-of-fold scores (stratified by outcome pair, identical prompts in
 or the other data set (cross-domain). Intervals are the 2.5-97.5 percentiles of 1,000
 bootstrap resamples of the prompts; "over fold splits" repeats the cross-validation with
 other seeds. The run rewrites the block between the route_eval markers in docs/ROUTING.md and
-ims_kit/routing/default_router.json (trained on both sets). About 25 minutes on 2 cores.
+ims_kit/routing/default_router.json (trained on both sets). About 50 minutes on 2 shared cores.
 """
 
 from __future__ import annotations
