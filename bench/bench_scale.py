@@ -327,11 +327,11 @@ def async_calls(quick: bool) -> Section:
                 speed = base["wall"] / me["wall"]
                 lag = me["lag_p99"] - base["lag_p99"]
                 commit = percentile(me["commit"].samples_ms, 99)
-                blocked = "met" if lag <= 1 and commit <= 1 else "NOT met"
                 part += (
                     f", {speed:.2f}x the bare client's calls/s (≥ 0.9x "
                     f"{'met' if speed >= 0.9 else 'NOT met'}), loop lag p99 {lag:+.1f} ms over "
-                    f"it and usage commit p99 {commit:.1f} ms (≤ 1 ms {blocked})"
+                    f"it (≤ 1 ms {'met' if lag <= 1 else 'NOT met'}) and usage commit on the "
+                    f"loop p99 {commit:.2f} ms (≤ 1 ms {'met' if commit <= 1 else 'NOT met'})"
                 )
             got = me["rows"][0]
             part += f", {got}/{n} usage rows {'committed' if got == n else 'MISSING'}"
@@ -345,9 +345,11 @@ def async_calls(quick: bool) -> Section:
         "per client and concurrency."
     )
     sec.notes.append(
-        "SQLite blocking the loop shows twice: as loop lag beyond the bare client's, and "
-        "directly as the usage commit's time (measured around `log_execution`, on the loop "
-        "while writes are synchronous); the target needs both within 1 ms at p99."
+        "SQLite on the loop is measured directly: `log_execution` runs on the loop and hands "
+        "the write to the writer thread; with the state-version read (one SELECT of one "
+        "row, at most every 5 ms) that is all the loop waits for SQLite. Loop lag beyond "
+        "the bare client's is wider: it also holds ims_kit's own Python work per call, which "
+        "runs on the loop by design."
     )
     return sec
 
