@@ -37,8 +37,9 @@ test: lint
 	IMS_DB="$$(mktemp -d)/ims-test.db" $(BIN)/python -m pytest --nbmake tests notebooks
 
 # The offline demo, no API key: seed the registry, run a simulated workload in which two fault
-# windows open circuits (and the first closes again), then serve the dashboard. It uses IMS_DB
-# or the default database, so `ims simulate` in another terminal feeds the open dashboard.
+# windows open circuits (both close again once their faults end: the Circuits page shows when),
+# then serve the dashboard. It uses IMS_DB or the default database, so `ims simulate` in another
+# terminal feeds the open dashboard.
 DEMO_FAULTS ?= gemini-2.5-pro:overload@100-160,gpt-5-nano:rate_limit@180-230
 DEMO_PORT ?= 8501
 demo: install

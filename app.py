@@ -4,11 +4,15 @@ The pages live in app_pages/; this entrypoint sets up navigation and the global 
 (time range, vendors, models) that every page reads from st.session_state.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from app_pages import _shared as shared
 
-st.set_page_config(page_title="ims_kit", page_icon=":material/monitoring:", layout="wide")
+# A local icon: a :material/...: page icon makes the browser fetch it from fonts.gstatic.com
+ICON = str(Path(__file__).parent / "app_pages" / "icon.png")
+st.set_page_config(page_title="ims_kit", page_icon=ICON, layout="wide")
 
 PAGES = [
     st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),

@@ -89,7 +89,14 @@ if rec is not None:
         icon=":material/recommend:",
     )
     st.write("Why: " + "; ".join(best.reasons))
-    st.dataframe(rec.to_frame(), hide_index=True)
+    st.dataframe(
+        rec.to_frame(),
+        hide_index=True,
+        column_config={
+            "estimated_cost_usd": st.column_config.NumberColumn("estimated cost", format="$%.6f"),
+            "score": st.column_config.NumberColumn(format="%.4g"),
+        },
+    )
     excluded = rec.excluded_counts()
     if excluded:
         st.caption("Excluded: " + ", ".join(f"{n} by {c}" for c, n in excluded.items()))

@@ -396,7 +396,10 @@ def price_vs_quality(models: pd.DataFrame) -> Figure:
         if quality > best:
             frontier.add(model_id)
             best = quality
-    fig = _figure(title, height=440)
+    # neighbours on the frontier take turns above and below their point, so names never meet
+    ordered = frame[frame["model_id"].isin(frontier)].sort_values("blended")["model_id"]
+    above = {m: i % 2 == 0 for i, m in enumerate(ordered)}
+    fig = _figure(title, height=460)
     for vendor, part in frame.groupby("vendor"):
         fig.add_trace(
             go.Scatter(
@@ -406,7 +409,10 @@ def price_vs_quality(models: pd.DataFrame) -> Figure:
                 mode="markers+text",
                 text=[m if m in frontier else "" for m in part["model_id"]],
                 customdata=part[["model_id"]],
-                textposition="top center",
+                textposition=[
+                    "top center" if above.get(m, True) else "bottom center"
+                    for m in part["model_id"]
+                ],
                 textfont={"size": 10},
                 marker={
                     "size": 10,
@@ -438,13 +444,14 @@ def price_vs_quality(models: pd.DataFrame) -> Figure:
         xref="paper",
         yref="paper",
         x=0,
-        y=-0.02,
+        y=0,
+        yshift=-62,  # below the tick labels and the axis title
         xanchor="left",
         yanchor="top",
         align="left",
         font={"size": 11, "color": "#666"},
     )
-    fig.update_layout(margin={"l": 10, "r": 10, "t": 48, "b": 90 if left_out else 70})
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 48, "b": 120 if left_out else 100})
     return fig
 
 

@@ -428,7 +428,10 @@ def _by_router(feasible, request: Request, stats) -> Scored:
     if second[0] is not first[0]:
         role = "cheap" if needs else "strong"
         out.append((second[0], second[1], score, (f"the {role} model, as a fallback", *second[3])))
-    out += [r for r in by_cost if r[0] is not first[0] and r[0] is not second[0]]
+    # the rest are ranked by cost, not by the router: no score, as for excluded models
+    out += [
+        (r[0], r[1], None, r[3]) for r in by_cost if r[0] is not first[0] and r[0] is not second[0]
+    ]
     return out
 
 

@@ -111,6 +111,15 @@ def test_dashboard_renders_metrics_and_charts_in_chromium(chromium, dashboard):
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            outside: list[str] = []  # the dashboard works offline: nothing leaves 127.0.0.1
+            page.on(
+                "request",
+                lambda r: (
+                    None
+                    if r.url.startswith(("http://127.0.0.1", "http://localhost", "data:", "blob:"))
+                    else outside.append(r.url)
+                ),
+            )
             page.goto(url, wait_until="domcontentloaded")
             requests = page.locator("[data-testid='stMetric']", has_text="Requests")
             requests.wait_for(timeout=60_000)
@@ -130,6 +139,7 @@ def test_dashboard_renders_metrics_and_charts_in_chromium(chromium, dashboard):
             shown = unpriced.locator("[data-testid='stMetricValue']").inner_text()
             assert shown.strip() == f"{figures['unpriced_attempts']:,}"
             page.screenshot(path=str(ARTIFACTS / "dashboard-cost.png"))
+            assert outside == []
         finally:
             browser.close()
     assert (ARTIFACTS / "dashboard-overview.png").stat().st_size > 10_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -118,3 +119,19 @@ def test_importing_charts_loads_no_plotly():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_price_vs_quality_labels_alternate_and_the_note_clears_the_axis(frames):
+    """Neighbouring frontier labels sit on opposite sides of their points; the note sits below
+    the tick labels and the axis title."""
+    fig = charts.price_vs_quality(frames["models"])
+    placed = []
+    for trace in fig.data:
+        for x, label, where in zip(trace.x, trace.text, trace.textposition, strict=True):
+            if label:
+                placed.append((x, where))
+    sides = [where for _, where in sorted(placed)]
+    assert len(sides) >= 3
+    assert all(a != b for a, b in itertools.pairwise(sides))
+    note = fig.layout.annotations[-1]
+    assert note.yshift <= -60 and fig.layout.margin.b >= 100

@@ -36,6 +36,8 @@ def test_a_score_below_goes_to_the_cheap_model_with_the_strong_as_fallback():
     assert [c.model_id for c in rec.ranked] == ["cheap", "strong", "mid"]
     assert "the cheap model" in rec.ranked[0].reasons
     assert rec.ranked[1].reasons[0] == "the strong model, as a fallback"
+    # the pair carries the router's score; the rest are ranked by cost, with no score
+    assert [c.score for c in rec.ranked] == [0.1, 0.1, None]
 
 
 def test_constraints_and_open_circuits_choose_the_pair():
