@@ -154,11 +154,14 @@ LABELS = {
 }
 SHORT = {k: k.replace("joint", "both") for k in LABELS}
 VARIANTS = {
-    "chosen: formats split, surface x0.3, 2^17 buckets a format, words 1-2, chars 2-5": None,
+    "chosen: formats split, surface (chars, words) x0.3, 2^17 buckets a format, words 1-2,"
+    " chars 2-5": None,
     "formats not split (2^18 buckets)": FeatureConfig(split_formats=False, bits=18),
     "no surface measures": FeatureConfig(surface=()),
     "neither (n-grams only, 2^18 buckets)": FeatureConfig(split_formats=False, surface=(), bits=18),
-    "surface x1": FeatureConfig(surface_scale=1.0),
+    "four surface measures (numbers, sentences too)": FeatureConfig(
+        surface=("log_chars", "log_words", "log_numbers", "log_sentences")
+    ),
     "2^16 buckets a format": FeatureConfig(bits=16),
     "words only (1-2)": FeatureConfig(char_ngrams=()),
     "characters only (2-5)": FeatureConfig(word_ngrams=(), number_shapes=False),

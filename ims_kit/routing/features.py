@@ -12,8 +12,10 @@ With ``split_formats`` the n-grams of a multiple-choice prompt (two or more line
 with an option letter, "A." or "B)") go to a second, disjoint range of buckets: measured on
 the dev sets, what words say in one format says nothing in the other (docs/ROUTING.md), so
 each format learns its own word weights and neither leaks into the other. The surface
-measures (length, numbers, sentences) are shared by every prompt: they are what carries over
-to prompts unlike the training data.
+measures (by default the log of the characters and of the words; numbers and sentences are
+available) are shared by every prompt: they are what carries over to prompts unlike the
+training data. Numbers and sentences are left out by default: measured across domains, they
+made a router trained on MMLU rank GSM8K worse than length alone (docs/ROUTING.md).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class FeatureConfig:
     char_ngrams: tuple[int, ...] = (2, 3, 4, 5)
     number_shapes: bool = True
     split_formats: bool = True
-    surface: tuple[str, ...] = tuple(SURFACE)
+    surface: tuple[str, ...] = ("log_chars", "log_words")
     surface_scale: float = 0.3  # the standardised measures are multiplied by this
     max_chars: int = 6000  # the head and tail of longer prompts; keeps scoring time bounded
 
