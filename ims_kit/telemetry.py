@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -119,16 +120,15 @@ class Telemetry:
         span = self.tracer.start_span(
             "ims.request",
             kind=self._trace.SpanKind.INTERNAL,
-            attributes=_clean(
+            attributes=_request_attributes(
+                state.request_id,
+                state.strategy,
                 {
-                    "ims.request_id": state.request_id,
-                    "ims.strategy": state.strategy,
                     "ims.selector.reason": state.reason,
                     "ims.workflow_id": state.workflow_id,
                     "ims.candidates": [c.model_id for c in state.candidates][:20],
                     "gen_ai.request.stream": stream or None,
-                    "openinference.span.kind": "CHAIN",  # how Phoenix names its kind
-                }
+                },
             ),
         )
         state.trace_context = self._trace.set_span_in_context(span)
@@ -190,11 +190,7 @@ class Telemetry:
         endpoint, stream,
     ) -> dict[str, Any]:  # fmt: skip
         o = sent.options
-        counted = record.success or bool(record.tokens_in or record.tokens_out)  # billed
-        attrs: dict[str, Any] = {
-            "gen_ai.operation.name": op,
-            "gen_ai.provider.name": PROVIDER_NAMES.get(provider, provider),
-            "gen_ai.request.model": spec.api_model,
+        attrs = _recorded_attributes(record, spec.api_model, provider, op) | {
             "gen_ai.request.max_tokens": o.max_tokens,
             "gen_ai.request.temperature": o.temperature,
             "gen_ai.request.top_p": o.top_p,
@@ -202,35 +198,18 @@ class Telemetry:
             "gen_ai.request.stop_sequences": list(o.stop) or None,
             "gen_ai.request.stream": stream or None,
             "gen_ai.output.type": "json" if sent.json_schema is not None else None,
-            "gen_ai.usage.input_tokens": record.tokens_in if counted else None,
-            "gen_ai.usage.output_tokens": record.tokens_out if counted else None,
-            "openinference.span.kind": "LLM",
-            "ims.model_id": spec.model_id,
-            "ims.request_id": record.request_id,
-            "ims.call_id": record.call_id,
-            "ims.attempt": record.attempt,
-            "ims.token_source": record.token_source,
-            "ims.cost_usd": record.cost_usd,
-            "ims.cost.unpriced": record.cost_usd is None,
-            "ims.cost.estimated": record.cost_usd is not None and record.token_source == "estimate",
             "ims.recovery.action": action,
             "ims.breaker.state": breaker,
             "ims.strategy": state.strategy,
-            "ims.simulated": provider == "simulated",
             "ims.workflow_id": state.workflow_id,
-            "ims.fallback_from": record.fallback_from,
         }  # fmt: skip
-        if record.ttft_ms is not None:
-            attrs["gen_ai.response.time_to_first_chunk"] = record.ttft_ms / 1000
         if completion is not None:
             attrs["gen_ai.response.model"] = completion.model or spec.api_model
             attrs["gen_ai.response.id"] = completion.request_id
             if completion.finish_reason:
                 attrs["gen_ai.response.finish_reasons"] = [completion.finish_reason]
-        if not record.success:
-            attrs["error.type"] = record.error_kind or "_OTHER"
-            if getattr(error, "status", None) is not None:
-                attrs["http.response.status_code"] = error.status
+        if not record.success and getattr(error, "status", None) is not None:
+            attrs["http.response.status_code"] = error.status
         if endpoint:
             parts = urlsplit(endpoint)
             attrs["server.address"] = parts.hostname
@@ -265,13 +244,10 @@ class Telemetry:
     def workflow(self, workflow_id: str, name: str = "run_task") -> Iterator[Any]:
         """The root span of a workflow run, current while it runs (its requests are its
         children); its state transitions are span events."""
-        attributes = {
-            "gen_ai.operation.name": "invoke_workflow",
-            "ims.workflow_id": workflow_id,
-            "openinference.span.kind": "CHAIN",
-        }
         with self.tracer.start_as_current_span(
-            f"invoke_workflow {name}", kind=self._trace.SpanKind.INTERNAL, attributes=attributes
+            f"invoke_workflow {name}",
+            kind=self._trace.SpanKind.INTERNAL,
+            attributes=_workflow_attributes(workflow_id),
         ) as span:
             self._workflows[workflow_id] = span
             try:
@@ -316,9 +292,8 @@ class Telemetry:
                 "invoke_workflow run_task",
                 kind=self._trace.SpanKind.INTERNAL,
                 start_time=times[0],
-                attributes={"gen_ai.operation.name": "invoke_workflow",
-                            "ims.workflow_id": workflow_id, "ims.replayed": True},
-            )  # fmt: skip
+                attributes=_workflow_attributes(workflow_id) | REPLAYED,
+            )
             for t, ns in zip(history, times):
                 span.add_event(t.event, {"ims.from": t.source, "ims.to": t.target}, timestamp=ns)
             workflows[workflow_id] = (span, times[-1])
@@ -334,35 +309,23 @@ class Telemetry:
             request = self.tracer.start_span(
                 "ims.request", context=context, kind=self._trace.SpanKind.INTERNAL,
                 start_time=min(starts),
-                attributes=_clean({"ims.request_id": first["request_id"],
-                                   "ims.strategy": _value(first["strategy"]),
-                                   "ims.attempts": len(rows), "ims.replayed": True}),
+                attributes=_request_attributes(
+                    first["request_id"], _value(first["strategy"]),
+                    {"ims.attempts": len(rows), **REPLAYED},
+                ),
             )  # fmt: skip
             inner = self._trace.set_span_in_context(request)
             for (_, row), start, end in zip(rows.iterrows(), starts, ends):
-                spec = specs.get(row["model_id"])
-                api_model = spec.api_model if spec else row["model_id"]
-                provider = _value(row["provider"]) or (spec.provider if spec else "unknown")
+                record = SimpleNamespace(**{k: _value(v) for k, v in row.items()})
+                spec = specs.get(record.model_id)
+                api_model = spec.api_model if spec else record.model_id
+                provider = record.provider or (spec.provider if spec else "unknown")
                 op = operation(provider)
                 span = self.tracer.start_span(
                     f"{op} {api_model}", context=inner, kind=self._trace.SpanKind.CLIENT,
                     start_time=start,
-                    attributes=_clean({
-                        "gen_ai.operation.name": op,
-                        "gen_ai.provider.name": PROVIDER_NAMES.get(provider, provider),
-                        "gen_ai.request.model": api_model,
-                        "gen_ai.usage.input_tokens": int(row["tokens_in"]),
-                        "gen_ai.usage.output_tokens": int(row["tokens_out"]),
-                        "error.type": _value(row["error_kind"]) if not row["success"] else None,
-                        "ims.model_id": row["model_id"],
-                        "ims.call_id": row["call_id"],
-                        "ims.attempt": int(row["attempt"]),
-                        "ims.token_source": _value(row["token_source"]),
-                        "ims.cost_usd": _value(row["cost_usd"]),
-                        "ims.cost.unpriced": _value(row["cost_usd"]) is None,
-                        "ims.simulated": provider == "simulated",
-                        "ims.replayed": True,
-                    }),
+                    attributes=_clean(_recorded_attributes(record, api_model, provider, op)
+                                      | REPLAYED),
                 )  # fmt: skip
                 if not row["success"]:
                     span.set_status(self._trace.Status(self._trace.StatusCode.ERROR))
@@ -374,6 +337,56 @@ class Telemetry:
             span.end(end_time=end)
         self.flush()
         return {"workflows": len(workflows), "requests": requests, "attempts": attempts}
+
+
+REPLAYED = {"ims.replayed": True}  # a span sent by ``replay``, after the fact
+
+
+def _recorded_attributes(record: Any, api_model: str, provider: str, op: str) -> dict[str, Any]:
+    """What one attempt's usage row says, as span attributes: the same live and replayed."""
+    counted = record.success or bool(record.tokens_in or record.tokens_out)  # billed
+    attrs: dict[str, Any] = {
+        "gen_ai.operation.name": op,
+        "gen_ai.provider.name": PROVIDER_NAMES.get(provider, provider),
+        "gen_ai.request.model": api_model,
+        "gen_ai.usage.input_tokens": record.tokens_in if counted else None,
+        "gen_ai.usage.output_tokens": record.tokens_out if counted else None,
+        "openinference.span.kind": "LLM",
+        "ims.model_id": record.model_id,
+        "ims.request_id": record.request_id,
+        "ims.call_id": record.call_id,
+        "ims.attempt": record.attempt,
+        "ims.token_source": record.token_source,
+        "ims.cost_usd": record.cost_usd,
+        "ims.cost.unpriced": record.cost_usd is None,
+        "ims.cost.estimated": record.cost_usd is not None and record.token_source == "estimate",
+        "ims.simulated": provider == "simulated",
+        "ims.fallback_from": record.fallback_from,
+    }
+    if record.ttft_ms is not None:
+        attrs["gen_ai.response.time_to_first_chunk"] = record.ttft_ms / 1000
+    if not record.success:
+        attrs["error.type"] = record.error_kind or "_OTHER"
+    return attrs
+
+
+def _request_attributes(request_id: Any, strategy: Any, more: Mapping[str, Any]) -> dict:
+    return _clean(
+        {
+            "ims.request_id": request_id,
+            "ims.strategy": strategy,
+            "openinference.span.kind": "CHAIN",  # how Phoenix names its kind
+            **more,
+        }
+    )
+
+
+def _workflow_attributes(workflow_id: str) -> dict[str, Any]:
+    return {
+        "gen_ai.operation.name": "invoke_workflow",
+        "ims.workflow_id": workflow_id,
+        "openinference.span.kind": "CHAIN",
+    }
 
 
 def _value(v: Any) -> Any:

@@ -206,6 +206,13 @@ def test_ims_export_otel_replays_the_history(run, db_path, monkeypatch):
     assert len(by_name(spans, "ims.request")) == 2
     assert len(by_name(spans, "invoke_workflow run_task")) == 1
     assert all(s["attributes"].get("ims.replayed") for s in spans)
+    # a replayed attempt says what its usage row says, as a live one does
+    attempts = [s for s in spans if s["attributes"].get("ims.call_id")]
+    assert len(attempts) == 2
+    for span in attempts:
+        assert span["attributes"]["openinference.span.kind"] == "LLM"
+        assert span["attributes"]["ims.cost.estimated"] is False
+        assert span["attributes"]["gen_ai.usage.output_tokens"] > 0
 
 
 def _ims(args: list[str], env: dict, code: str = "") -> subprocess.CompletedProcess:
