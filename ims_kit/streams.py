@@ -12,30 +12,22 @@ from ims_kit.errors import ImsError
 from ims_kit.records import Answer, Completion
 
 
-class Stream:
-    """Iterate for the text pieces; ``answer`` is the ``Answer`` (tokens, cost, latency, time
-    to first token, call id), read to the end first when needed; ``text`` is what came so far.
-    """
+class _Received:
+    """What both kinds of stream hold: the pieces so far, then the ``Answer``."""
 
-    def __init__(self, items: Iterator[Any], model_hint: str | None = None):
+    def __init__(self, items: Any, model_hint: str | None = None):
         self._items = items
         self._parts: list[str] = []
         self._answer: Answer | None = None
         self.model_hint = model_hint  # the first candidate (another may answer)
 
-    def __iter__(self) -> Stream:
-        return self
-
-    def __next__(self) -> str:
-        if self._answer is not None:
-            raise StopIteration
-        item = next(self._items)
+    def _take(self, item: Any) -> bool:
+        """Keep one item; True when it is the ``Answer`` (the stream is over)."""
         if isinstance(item, Answer):
             self._answer = item
-            self._items.close()  # the request is over: its generator ends now, not at GC
-            raise StopIteration
+            return True
         self._parts.append(item)
-        return item
+        return False
 
     @property
     def text(self) -> str:
@@ -46,6 +38,32 @@ class Stream:
     def done(self) -> bool:
         """True once the whole answer arrived."""
         return self._answer is not None
+
+    def __repr__(self) -> str:
+        kind = type(self).__name__
+        if self._answer is not None:
+            return f"<{kind} done: {self._answer.model_id}, {len(self.text):,} characters>"
+        return f"<{kind} {self.model_hint or ''}: {len(self.text):,} characters so far>"
+
+
+class Stream(_Received):
+    """Iterate for the text pieces; ``answer`` is the ``Answer`` (tokens, cost, latency, time
+    to first token, call id), read to the end first when needed; ``text`` is what came so far.
+    """
+
+    _items: Iterator[Any]
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> str:
+        if self._answer is not None:
+            raise StopIteration
+        item = next(self._items)
+        if self._take(item):
+            self._items.close()  # the request is over: its generator ends now, not at GC
+            raise StopIteration
+        return item
 
     @property
     def answer(self) -> Answer:
@@ -66,21 +84,12 @@ class Stream:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        if self._answer is not None:
-            return f"<Stream done: {self._answer.model_id}, {len(self.text):,} characters>"
-        return f"<Stream {self.model_hint or ''}: {len(self.text):,} characters so far>"
 
-
-class AStream:
+class AStream(_Received):
     """``Stream`` for async code: ``async for piece in s``, then ``s.answer``; or
     ``await s.result()`` for the ``Answer`` (reading the rest first)."""
 
-    def __init__(self, items: AsyncIterator[Any], model_hint: str | None = None):
-        self._items = items
-        self._parts: list[str] = []
-        self._answer: Answer | None = None
-        self.model_hint = model_hint
+    _items: AsyncIterator[Any]
 
     def __aiter__(self) -> AStream:
         return self
@@ -89,22 +98,10 @@ class AStream:
         if self._answer is not None:
             raise StopAsyncIteration
         item = await anext(self._items)
-        if isinstance(item, Answer):
-            self._answer = item
+        if self._take(item):
             await self._items.aclose()
             raise StopAsyncIteration
-        self._parts.append(item)
         return item
-
-    @property
-    def text(self) -> str:
-        """The text received so far."""
-        return "".join(self._parts)
-
-    @property
-    def done(self) -> bool:
-        """True once the whole answer arrived."""
-        return self._answer is not None
 
     @property
     def answer(self) -> Answer:
@@ -128,10 +125,6 @@ class AStream:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-    def __repr__(self) -> str:
-        state = "done" if self._answer is not None else "so far"
-        return f"<AStream {self.model_hint or ''}: {len(self.text):,} characters {state}>"
 
 
 def whole(completion: Completion) -> Iterator[Any]:
