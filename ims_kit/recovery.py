@@ -157,10 +157,7 @@ class Recovery:
         """Call the first candidate that works; raise AllModelsFailed when none does."""
         state = RequestState(prompt, candidates=list(candidates), **context)
         with self.telemetry.request(state, stream=False):
-            for index, spec in enumerate(candidates):
-                state.index = index
-                if not self._enter(spec, state):
-                    continue
+            for spec in self._entered(candidates, state):
                 try:
                     return self._retried(lambda: self._try(spec, state, call))  # noqa: B023
                 except _Failed as failed:
@@ -174,10 +171,7 @@ class Recovery:
         """``run`` for async code: awaits ``call`` and sleeps without blocking the loop."""
         state = RequestState(prompt, candidates=list(candidates), deferred=True, **context)
         with self.telemetry.request(state, stream=False):
-            for index, spec in enumerate(candidates):
-                state.index = index
-                if not self._enter(spec, state):
-                    continue
+            for spec in self._entered(candidates, state):
                 try:
                     return await self._aretried(lambda: self._atry(spec, state, call))  # noqa: B023
                 except _Failed as failed:
@@ -196,10 +190,7 @@ class Recovery:
         """
         state = RequestState(prompt, candidates=list(candidates), stream=True, **context)
         with self.telemetry.request(state, stream=True):
-            for index, spec in enumerate(candidates):
-                state.index = index
-                if not self._enter(spec, state):
-                    continue
+            for spec in self._entered(candidates, state):
                 try:
                     opened = self._retried(lambda: self._open(spec, state, open_stream))  # noqa: B023
                 except _Failed as failed:
@@ -236,10 +227,7 @@ class Recovery:
             prompt, candidates=list(candidates), stream=True, deferred=True, **context
         )
         with self.telemetry.request(state, stream=True):
-            for index, spec in enumerate(candidates):
-                state.index = index
-                if not self._enter(spec, state):
-                    continue
+            for spec in self._entered(candidates, state):
                 try:
                     opened = await self._aretried(
                         lambda: self._aopen(spec, state, open_stream)  # noqa: B023
@@ -270,6 +258,13 @@ class Recovery:
                 yield answer
                 return
             raise state.give_up()
+
+    def _entered(self, candidates: list[ModelSpec], state: RequestState) -> Iterator[ModelSpec]:
+        """The candidates in order, each once recovery lets the request try it (``_enter``)."""
+        for index, spec in enumerate(candidates):
+            state.index = index
+            if self._enter(spec, state):
+                yield spec
 
     def _try(self, spec: ModelSpec, state: RequestState, call: CallFn) -> Answer:
         """One attempt: the Answer, or _Failed saying what recovery decided."""
