@@ -223,7 +223,9 @@ def budget_table(statuses: list[dict[str, Any]]) -> None:
                 "reserved": money(b["reserved_usd"]),
                 "left": money(b["left_usd"]),
                 "used": b["spent_usd"] / b["limit_usd"],
-                "resets in": _until(resets - now) if resets else "never",
+                "resets in": (
+                    formatting.time_left((resets - now).total_seconds()) if resets else "never"
+                ),
             }
         )
     st.dataframe(
@@ -234,13 +236,6 @@ def budget_table(statuses: list[dict[str, Any]]) -> None:
             "used": st.column_config.ProgressColumn("used", min_value=0.0, max_value=1.0)
         },
     )
-
-
-def _until(delta: timedelta) -> str:
-    minutes = max(0, int(delta.total_seconds() // 60))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    return f"{days} d {hours} h" if days else f"{hours} h {minutes} min"
 
 
 @st.cache_data(ttl=DATA_TTL_S, show_spinner=False)

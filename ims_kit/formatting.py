@@ -43,6 +43,14 @@ def duration_ms(value: float | None) -> str:
     return f"{value:,.0f} ms" if value < 1000 else f"{value / 1000:,.2f} s"
 
 
+def time_left(seconds: float) -> str:
+    """How long until something happens (a budget's reset): "2 d 3 h", "4 h 10 min"."""
+    minutes = max(0, int(seconds // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    return f"{days} d {hours} h" if days else f"{hours} h {minutes} min"
+
+
 def size(n_bytes: float) -> str:
     """A file size in B, KB, MB or GB."""
     if n_bytes < 1024:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from ims_kit.formatting import duration_ms, money, percent, price, size, text_table, when
+from ims_kit.formatting import (
+    duration_ms,
+    money,
+    percent,
+    price,
+    size,
+    text_table,
+    time_left,
+    when,
+)
 
 
 @pytest.mark.parametrize(
@@ -30,6 +39,9 @@ def test_the_other_figures():
     assert (duration_ms(None), duration_ms(512.4), duration_ms(1500)) == ("-", "512 ms", "1.50 s")
     assert (size(512), size(2048), size(3 * 1024**3)) == ("512 B", "2.0 KB", "3.0 GB")
     assert when("2026-12-02T10:11:12.345+00:00") == "2026-12-02 10:11:12" and when(None) == ""
+    assert (time_left(-5), time_left(4 * 3600 + 600), time_left(2 * 86400 + 3 * 3600 + 59)) == (
+        "0 h 0 min", "4 h 10 min", "2 d 3 h"
+    )  # fmt: skip
 
 
 def test_text_table_aligns_numbers_right():
