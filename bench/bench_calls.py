@@ -88,8 +88,8 @@ def overhead(quick: bool) -> Section:
         CMD,
         f"{n} sequential calls each, in alternating blocks of 50, to the same loopback "
         "OpenAI-compatible server. The baseline is a plain `httpx.Client` POST of the same "
-        "request; `kit.ask(model=...)` adds the adapter, the breaker check, a committed usage "
-        "row and its `model.executed` event.",
+        "request; `kit.ask(model=...)` adds the adapter, the breaker check and a committed "
+        "usage row (which is also its `model.executed` event).",
         ["client", "latency ms (median / p95 / p99)", "median overhead ms", "ratio"],
     )
     with tempfile.TemporaryDirectory() as tmp, vs.running_server() as server:

@@ -172,7 +172,7 @@ def usage_writes(quick: bool) -> Section:
                     ]
                 )
     sec.notes.append(
-        "Each ims_kit row also writes its `model.executed` event in the same "
-        "transaction; rates include process start-up."
+        "An ims_kit row is also its `model.executed` event (no second row); rates include "
+        "process start-up."
     )
     return sec

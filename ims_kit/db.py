@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -173,8 +173,8 @@ class Generation:
     It is this process's own count of changes (``moved()``, bumped by every store that writes
     them: seen at once by every Kit on the file here) with the file's ``state_version``
     (moved by triggers, whoever writes), read again once it is ``FRESH_S`` old: a change by
-    another process or program is seen within 5 ms. Inside ``pinned()`` it stays fixed, for
-    the block's several checks (the pin belongs to the running thread or task).
+    another process or program is seen within 5 ms. Between ``pin()`` and ``unpin()`` it stays
+    fixed, for a step's several checks (the pin belongs to the running thread or task).
     """
 
     def __init__(self, db: Database):
@@ -187,15 +187,16 @@ class Generation:
         value = self._pinned.get()
         return self._now() if value is None else value
 
-    @contextmanager
-    def pinned(self) -> Iterator[None]:
-        if self._pinned.get() is not None:  # an outer block already pinned it
-            yield
-            return
-        token = self._pinned.set(self._now())
-        try:
-            yield
-        finally:
+    def pin(self) -> Token | None:
+        """Fix the version for this thread or task until ``unpin(token)``; None (nothing to
+        undo) when an outer step already pinned it. A pair of calls, not a context manager:
+        recovery pins around every step of every attempt."""
+        if self._pinned.get() is not None:
+            return None
+        return self._pinned.set(self._now())
+
+    def unpin(self, token: Token | None) -> None:
+        if token is not None:
             self._pinned.reset(token)
 
     def moved(self) -> None:

@@ -290,6 +290,23 @@ def m013_routed_prompt(db: Database) -> None:
     db.execute("ALTER TABLE usage ADD COLUMN routed_prompt TEXT")
 
 
+@migrations()
+def m014_usage_workflow_index_partial(db: Database) -> None:
+    """Index only the rows of workflows: a call outside one (most calls) then writes one index
+    page fewer when it commits (what a call waits for its usage row)."""
+    db.execute("DROP INDEX idx_usage_workflow")
+    db.execute(
+        "CREATE INDEX idx_usage_workflow ON usage (workflow_id) WHERE workflow_id IS NOT NULL"
+    )
+
+
+@migrations()
+def m015_executed_events_are_usage_rows(db: Database) -> None:
+    """``model.executed`` is read from the usage rows (``ims_kit.events``): the copies in
+    ``events`` go."""
+    db.execute("DELETE FROM events WHERE kind = 'model.executed'")
+
+
 def _run(db: Database, script: str) -> None:
     """Execute statements one by one: ``executescript`` would COMMIT the step's transaction."""
     for statement in script.split(";"):

@@ -109,8 +109,11 @@ def _pinned(method):
 
     @functools.wraps(method)
     def step(self, *args: Any, **kwargs: Any) -> Any:
-        with self.generation.pinned():
+        token = self.generation.pin()
+        try:
             return method(self, *args, **kwargs)
+        finally:
+            self.generation.unpin(token)
 
     return step
 

@@ -1,8 +1,9 @@
 """The usage log: one row per model call attempt (tokens, cost, latency, outcome) and its stats.
 
-Every row is committed, with its ``model.executed`` event, before ``log_execution`` returns,
-so a process killed afterwards loses nothing. A *request* (one ``ask``) has one row per
-*attempt*; they share its ``request_id`` and the first has ``attempt = 1``. Aggregates are
+Every row is committed before ``log_execution`` returns, so a process killed afterwards loses
+nothing; the row is also the attempt's ``model.executed`` event (``ims_kit.events``). A
+*request* (one ``ask``) has one row per *attempt*; they share its ``request_id`` and the first
+has ``attempt = 1``. Aggregates are
 computed in SQL (``usage_queries``; indexes on ``ts`` and ``model_id``) so they stay quick
 on large logs; ``usage_frames`` builds the DataFrames, importing pandas only then.
 """
@@ -10,6 +11,8 @@ on large logs; ``usage_frames`` builds the DataFrames, importing pandas only the
 from __future__ import annotations
 
 import math
+import sys
+from concurrent.futures import Future
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -17,15 +20,17 @@ from ims_kit import usage_queries as q
 from ims_kit.clock import Clock, as_clock, since_iso
 from ims_kit.db import immediate
 from ims_kit.errors import ErrorKind, InvalidInputError
+from ims_kit.events import EXECUTED, Event, EventLog
 from ims_kit.ids import new_id
 from ims_kit.records import ModelStats, cost_usd, usage_totals
-from ims_kit.writer import writer_for
+from ims_kit.writer import Row, Write, write_now, writer_for
 
 if TYPE_CHECKING:
+    import asyncio
+
     from sqlite_utils import Database
 
     from ims_kit.budgets import Budgets
-    from ims_kit.events import EventLog
 
 STATS_WINDOW = 10_000  # attempts the selector's observed stats look back over
 GROUPINGS = {
@@ -65,11 +70,8 @@ class UsageRecord:
 
 _COLUMNS = [f.name for f in fields(UsageRecord)]
 _SUCCESS_INDEX = _COLUMNS.index("success")
-_INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-_INSERT_TEXT = (
-    f"INSERT INTO usage ({', '.join(_COLUMNS)}, prompt, response, routed_prompt) "
-    f"VALUES ({', '.join('?' * (len(_COLUMNS) + 3))})"
-)
+_INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)})"  # writer.Row adds the VALUES
+_INSERT_TEXT = f"INSERT INTO usage ({', '.join(_COLUMNS)}, prompt, response, routed_prompt)"
 
 
 class UsageTracker:
@@ -133,7 +135,8 @@ class UsageTracker:
         budget reservation (``reservation_id``) is freed. The row is written by the file's
         writer thread (``ims_kit.writer``), many rows per transaction; the call returns the
         ``UsageRecord`` once it is committed. ``wait=False`` returns (record, future) at once,
-        for async code to await the commit; then ``notify_committed(future)`` afterwards.
+        for async code to await the commit (on a running event loop, an asyncio future of
+        it); then ``notify_committed(future)`` afterwards.
         """
         _check_count("tokens_in", tokens_in)
         _check_count("tokens_out", tokens_out)
@@ -204,28 +207,37 @@ class UsageTracker:
             "attempt": attempt,
         }
 
-        def write(db: Database) -> Any:
-            db.conn.execute(insert, values)
-            if budgets is not None:
-                budgets.settle(
-                    db,
-                    reservation_id=reservation_id,
-                    model_id=model_id,
-                    vendor=vendor_id,
-                    simulated=provider == "simulated",
-                    cost_usd=record.cost_usd,
-                    ts=record.ts,
-                )
-            return self._events.insert(db, "model.executed", model_id, payload, record.ts)
+        def executed(row_id: int) -> Event:
+            return Event(EXECUTED, model_id, payload, record.ts, row_id)
 
+        row = Row(insert, values, executed)
+
+        def write(db: Database) -> Event:  # the row and the budget it settles, together
+            event = write_now(row, db)
+            budgets.settle(
+                db,
+                reservation_id=reservation_id,
+                model_id=model_id,
+                vendor=vendor_id,
+                simulated=provider == "simulated",
+                cost_usd=record.cost_usd,
+                ts=record.ts,
+            )
+            return event
+
+        job: Write = row if budgets is None else write
         here = self._db.current if hasattr(self._db, "current") else self._db
         if self._writer is None or here.conn.in_transaction:
             with immediate(here):  # inside the caller's own transaction: written with it
-                event = write(here)
+                event = write_now(job, here)
+            if not wait:
+                done: Future = Future()
+                done.set_result(event)
+                return record, done
         elif not wait:
-            return record, self._writer.submit(write)
+            return record, self._writer.submit(job, loop=_running_loop())
         else:
-            event = self._writer.call(write, here)
+            event = self._writer.call(job, here)
         self._events.notify(event)
         return record
 
@@ -503,6 +515,14 @@ class UsageTracker:
     def models_seen(self) -> list[str]:
         """Every model id that has at least one usage row."""
         return q.models_seen(self._db)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    loaded = sys.modules.get("asyncio")  # no loop runs before asyncio is imported
+    try:
+        return None if loaded is None else loaded.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _check_count(name: str, value: Any, *, low: int = 0) -> None:

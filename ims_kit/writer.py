@@ -8,8 +8,10 @@ and one writer thread:
 
 - a caller that finds the lock free writes at once on its own connection (a sequential
   program pays no hand-off);
-- otherwise it hands the write to the writer thread, which runs everything queued in one
-  transaction, each write in its own savepoint (one that fails is rolled back alone);
+- otherwise it hands the write to the writer thread, which writes everything queued
+  together: rows of one INSERT (``Row``, a usage row) by one multi-row statement, anything
+  else in one transaction, each write in its own savepoint (one that fails is rolled back
+  alone);
 - async code always hands over (``submit``) and awaits the Future, so the loop never waits
   for SQLite.
 
@@ -17,30 +19,53 @@ Either way a write is acknowledged only once committed, so a process killed afte
 lost nothing it acknowledged. WAL checkpoints, which stall the connection that runs them for
 10-20 ms every few hundred commits, are taken off the callers: ims_kit's connections do not
 checkpoint on commit, and a background thread runs a passive checkpoint (which never blocks a
-writer) every ``CHECKPOINT_EVERY`` commits. Idle threads stop after ``IDLE_S``.
+writer) every ``CHECKPOINT_EVERY`` commits. Under a steady stream of commits that checkpoint
+never catches up (frames arrive while it copies), and SQLite starts the WAL over only once
+every frame is back in the file: the WAL grew by every commit, 42 KB a call, without end. So
+the checkpointer then copies what is left holding this process's lock (the last few commits'
+frames: about a millisecond, once per ``CHECKPOINT_EVERY`` commits), and the next commit
+starts the WAL from its beginning. Idle threads stop after ``IDLE_S``.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import asyncio
+
     from sqlite_utils import Database
 
 MAX_GROUP = 512  # writes in one transaction at most
-CHECKPOINT_EVERY = 256  # commits between two passive checkpoints
+CHECKPOINT_EVERY = 1024  # commits between two checkpoints (the WAL stays under ~45 MB)
 IDLE_S = 5.0  # an idle thread stops (closing its connection); the next write restarts it
 _STOP = object()
-Write = Callable[["Database"], Any]
+
+
+@dataclass(frozen=True)
+class Row:
+    """A write that adds one row by one statement, ``{insert} VALUES (?, ...)``: atomic on
+    its own, so alone it needs no transaction, and rows of the same ``insert`` queued together
+    go in as one multi-row INSERT (one call into SQLite for the group, not one per row: each
+    call gives up the GIL, and taking it back from busy threads took up to 5 ms)."""
+
+    insert: str  # "INSERT INTO t (a, b)"
+    values: list
+    done: Callable[[int], Any]  # the new row's id -> what the write returns
+
+
+Write = Row | Callable[["Database"], Any]  # a row, or statements run in a transaction
 
 
 class Writer:
@@ -61,25 +86,21 @@ class Writer:
         connection) when no other write is under way here, else through the writer thread."""
         if self._lock.acquire(blocking=False):
             try:
-                conn = db.conn
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    result = write(db)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
+                result = _run_one(write, db)
             finally:
                 self._lock.release()
             self._committed()
             return result
         return self.submit(write).result()
 
-    def submit(self, write: Write) -> Future:
-        """Queue ``write(db)`` for the writer thread; its Future completes with what it
-        returned once its group's transaction is committed (or with its exception)."""
-        future: Future = Future()
-        self._queue.put((write, future))
+    def submit(self, write: Write, *, loop: asyncio.AbstractEventLoop | None = None) -> Any:
+        """Queue ``write`` for the writer thread; its Future completes with what it returned
+        once its group is committed (or with its exception).
+
+        With ``loop`` (the running event loop) it is an asyncio Future of that loop, to await:
+        a group's futures of one loop are completed in one wake-up of it, not one each."""
+        future = Future() if loop is None else loop.create_future()
+        self._queue.put((write, future, loop))
         self._start("_thread", self._run, "ims-writer")
         return future
 
@@ -128,39 +149,45 @@ class Writer:
                         break
                     group.append(item)
                 with self._lock:
-                    self._commit(db, group)
+                    try:
+                        self._commit(db, group)
+                    except BaseException as exc:  # never leave a caller waiting for ever
+                        _deliver([(f, loop, None, exc) for _, f, loop in group])
+                        if not isinstance(exc, Exception):
+                            raise
                 self._committed()
         finally:
             db.close()
 
     def _commit(self, db: Database, group: list) -> None:
+        try:
+            ids = _rows_at_once(db, [write for write, _, _ in group])
+        except sqlite3.Error:  # one of them is refused: each alone, to fail only that one
+            ids = None
+        if ids is not None:
+            _deliver([(f, loop, *_done(w, i)) for (w, f, loop), i in zip(group, ids, strict=True)])
+            return
         conn = db.conn
-        outcomes: list[tuple[Future, Any, BaseException | None]] = []
+        outcomes: list[tuple[Any, Any, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for write, future in group:
+            for write, future, loop in group:
                 conn.execute("SAVEPOINT ims_write")
                 try:
-                    result = write(db)
+                    result = write_now(write, db)
                 except BaseException as exc:  # handed to the caller waiting for it
                     conn.execute("ROLLBACK TO ims_write")
                     conn.execute("RELEASE ims_write")
-                    outcomes.append((future, None, exc))
+                    outcomes.append((future, loop, None, exc))
                 else:
                     conn.execute("RELEASE ims_write")
-                    outcomes.append((future, result, None))
+                    outcomes.append((future, loop, result, None))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:  # the transaction itself failed: nothing was written
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            for _, future in group:
-                future.set_exception(exc)
-            return
-        for future, result, exc in outcomes:
-            if exc is None:
-                future.set_result(result)
-            else:
-                future.set_exception(exc)
+            outcomes = [(future, loop, None, exc) for _, future, loop in group]
+        _deliver(outcomes)
 
     def _committed(self) -> None:
         self._commits += 1
@@ -176,11 +203,104 @@ class Writer:
             while self._checkpoint_due.wait(timeout=IDLE_S):
                 self._checkpoint_due.clear()
                 with contextlib.suppress(sqlite3.Error):  # busy: the next one catches up
-                    db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    with self._lock:  # the frames committed meanwhile, and no new ones
+                        db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         finally:
             with self._threads_lock:
                 self._checkpointer = None
             db.close()
+
+
+def _deliver(outcomes: list[tuple[Any, Any, Any, BaseException | None]]) -> None:
+    """Complete the futures: a thread's at once, an event loop's in one call on that loop."""
+    loops: dict[Any, list] = {}
+    for future, loop, result, exc in outcomes:
+        if loop is None:
+            _settle([(future, result, exc)])
+        else:
+            loops.setdefault(loop, []).append((future, result, exc))
+    for loop, settled in loops.items():
+        with contextlib.suppress(RuntimeError):  # its loop is closed: nobody awaits them
+            loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(settled: list[tuple[Any, Any, BaseException | None]]) -> None:
+    for future, result, exc in settled:
+        if future.done():  # cancelled: its caller is gone
+            continue
+        if exc is None:
+            future.set_result(result)
+        else:
+            future.set_exception(exc)
+
+
+def write_now(write: Write, db: Database) -> Any:
+    """Run ``write`` on ``db`` at once, in the transaction open there (if any)."""
+    if isinstance(write, Row):
+        sql = _values(write.insert, len(write.values), 1)
+        return write.done(db.conn.execute(sql, write.values).lastrowid)
+    return write(db)
+
+
+def _run_one(write: Write, db: Database) -> Any:
+    """One write, committed: a row on its own, anything else in a transaction."""
+    if isinstance(write, Row):
+        return write_now(write, db)
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = write(db)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _done(row: Row, row_id: int) -> tuple[Any, BaseException | None]:
+    try:
+        return row.done(row_id), None
+    except Exception as exc:  # the row is written; its caller hears what went wrong after
+        return None, exc
+
+
+def _rows_at_once(db: Database, writes: list) -> list[int] | None:
+    """Rows of one INSERT, in as few multi-row statements as SQLite's limit on parameters
+    allows (one for a whole group of usage rows): their ids, or None when the writes are not
+    all such rows. Several statements run in one transaction."""
+    first = writes[0]
+    if not all(isinstance(w, Row) and w.insert == first.insert for w in writes):
+        return None
+    width = len(first.values)
+    per_statement = max(1, _MAX_PARAMETERS // width)
+    conn = db.conn
+    chunks = [writes[i : i + per_statement] for i in range(0, len(writes), per_statement)]
+    ids: list[int] = []
+    if len(chunks) > 1:
+        conn.execute("BEGIN IMMEDIATE")
+    try:
+        for chunk in chunks:
+            flat = [v for w in chunk for v in w.values]
+            last = conn.execute(_values(first.insert, width, len(chunk)), flat).lastrowid
+            ids += range(last - len(chunk) + 1, last + 1)  # consecutive: one statement
+        if len(chunks) > 1:
+            conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return ids
+
+
+# SQLite's limit on a statement's parameters (999 before 3.32)
+_MAX_PARAMETERS = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+
+
+@functools.lru_cache(maxsize=64)
+def _values(insert: str, width: int, rows: int) -> str:
+    one = f"({', '.join('?' * width)})"
+    return f"{insert} VALUES {', '.join([one] * rows)}"
 
 
 _WRITERS: dict[tuple[int, str], Writer] = {}

@@ -176,3 +176,17 @@ def test_m005_backfills_retry_at_of_circuits_opened_before_it(tmp_path):
     history.apply(db)
     row = db.execute("SELECT retry_at FROM circuits WHERE model_id = 'm'").fetchone()
     assert row[0] == "2026-01-01T00:01:00+00:00"
+
+
+def test_m015_drops_the_model_executed_copies_and_keeps_the_rest(tmp_path):
+    """Older files stored each attempt twice (a usage row and an event): the copies go, the
+    usage rows (read as those events from now on) and every other event stay."""
+    db = store.open_db(tmp_path / "old.db", migrate=False)
+    history.apply(db, stop_before="m015_executed_events_are_usage_rows")
+    db.execute("INSERT INTO usage (call_id, ts, model_id, success) VALUES ('c1', 't', 'm', 1)")
+    for kind in ("model.executed", "circuit.opened"):
+        db.execute("INSERT INTO events (ts, kind, subject) VALUES ('t', ?, 'm')", [kind])
+    history.apply(db)
+    kinds = [k for (k,) in db.execute("SELECT kind FROM events")]
+    assert kinds == ["circuit.opened"]
+    assert db.execute("SELECT count(*) FROM usage").fetchone()[0] == 1

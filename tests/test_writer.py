@@ -1,15 +1,18 @@
 """The hot path's writer: every acknowledged row committed, a failing write alone rolled back,
-no hand-off when uncontended, async code awaiting its commit, checkpoints in the background."""
+rows queued together inserted by one statement, no hand-off when uncontended, async code
+awaiting its commit, checkpoints in the background that keep the WAL from growing."""
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import os
+import sqlite3
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
-from ims_kit.db import immediate
-from ims_kit.writer import CHECKPOINT_EVERY, writer_for
+from ims_kit.db import connect, immediate
+from ims_kit.writer import CHECKPOINT_EVERY, Row, writer_for
 
 ROW = dict(model_id="m", vendor_id="V", tokens_in=10, tokens_out=5, cost_per_mil_in=1.0,
            cost_per_mil_out=2.0, latency_ms=12.0, success=True)  # fmt: skip
@@ -106,3 +109,67 @@ def test_checkpoints_run_in_the_background(kit, db_path, monkeypatch):
     writer._checkpointer.join(timeout=10)  # it stops once idle
     busy, frames, done = kit.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     assert busy == 0 and done == frames
+
+
+def _row(call_id: str) -> Row:
+    insert = "INSERT INTO usage (call_id, ts, model_id, success)"
+    return Row(insert, [call_id, "t", "m", 1], lambda row_id: (call_id, row_id))
+
+
+def test_rows_queued_together_go_in_by_one_statement(db_path, kit):
+    """A group of rows of one INSERT is one statement; each future gets its own row's id."""
+    db = connect(db_path)
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    group = [(_row(f"c{i}"), Future(), None) for i in range(40)]
+    writer_for(db_path)._commit(db, group)
+    db.conn.set_trace_callback(None)
+    assert len([s for s in statements if s.startswith("INSERT")]) == 1
+    stored = dict(kit.db.execute("SELECT call_id, id FROM usage").fetchall())
+    assert [f.result() for _, f, _ in group] == [(f"c{i}", stored[f"c{i}"]) for i in range(40)]
+    db.close()
+
+
+def test_a_refused_row_in_a_group_fails_alone(db_path, kit):
+    """A duplicate call id among queued rows fails its own write; the others commit."""
+    kit.db.execute("INSERT INTO usage (call_id, ts, model_id, success) VALUES ('dup', 't', 'm', 1)")
+    writer = writer_for(db_path)
+    with writer._lock:  # every write through the thread, queued into one group
+        futures = [writer.submit(_row(c)) for c in ("a", "dup", "b")]
+    assert futures[0].result(timeout=10)[0] == "a" and futures[2].result(timeout=10)[0] == "b"
+    with pytest.raises(sqlite3.IntegrityError):
+        futures[1].result(timeout=10)
+    assert rows(kit) == 3
+
+
+def test_the_wal_starts_over_under_a_steady_stream_of_commits(kit, db_path, monkeypatch):
+    """Commits that never pause used to keep every checkpoint from catching up, so the WAL grew
+    by every row without end; now it is started over after each checkpoint."""
+    monkeypatch.setattr("ims_kit.writer.CHECKPOINT_EVERY", 32)
+    wal = f"{db_path}-wal"
+    for _ in range(10):
+        kit.usage.log_execution(**ROW)
+    per_commit = os.path.getsize(wal) / 10
+    largest = 0
+    for _ in range(1500):
+        kit.usage.log_execution(**ROW)
+        largest = max(largest, os.path.getsize(wal))
+    assert largest < 0.25 * 1510 * per_commit  # unbounded, it reaches the whole of it
+
+
+def test_a_write_whose_result_fails_leaves_no_caller_waiting(db_path, kit):
+    """A row whose result cannot be made is still written; its caller gets the error, the
+    others their results, and the writer thread goes on."""
+
+    def broken(row_id):
+        raise ValueError("no result")
+
+    insert = "INSERT INTO usage (call_id, ts, model_id, success)"
+    writer = writer_for(db_path)
+    with writer._lock:  # every write through the thread, queued into one group
+        futures = [writer.submit(Row(insert, ["x", "t", "m", 1], broken)), writer.submit(_row("y"))]
+    with pytest.raises(ValueError, match="no result"):
+        futures[0].result(timeout=10)
+    assert futures[1].result(timeout=10)[0] == "y"
+    assert writer.submit(_row("z")).result(timeout=10)[0] == "z"
+    assert rows(kit) == 3
