@@ -8,6 +8,7 @@ to commit (a usage row is what a call waits for), and the two copies said the sa
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import logging
 from collections.abc import Callable
@@ -45,6 +46,10 @@ class Event:
 
 
 Subscriber = Callable[[Event], None]
+
+
+def _newest_first(event: Event) -> tuple[str, bool, int]:
+    return event.ts, event.kind != EXECUTED, event.id or 0
 
 
 def executed_event(row: tuple) -> Event:
@@ -134,13 +139,15 @@ class EventLog:
         """The newest ``limit`` events matching every filter given (oldest first on request).
 
         ``kind_prefix`` such as ``"circuit."`` selects a family of kinds; ``since`` is a
-        datetime, a timedelta back from now or an ISO-8601 string. Newest means by time.
+        datetime, a timedelta back from now or an ISO-8601 string; a negative ``limit``, all.
+        Newest means by time; at one instant an attempt (``model.executed``) comes before the
+        events stored with it.
         """
-        wanted = [kinds] if isinstance(kinds, str) else list(kinds or [])
+        wanted = [kinds] if isinstance(kinds, str) and kinds else list(kinds or [])
         others = [k for k in wanted if k != EXECUTED]
         upper = kind_prefix[:-1] + chr(ord(kind_prefix[-1]) + 1) if kind_prefix else None
         executed = (not wanted or EXECUTED in wanted) and (
-            kind_prefix is None or kind_prefix <= EXECUTED < upper
+            upper is None or kind_prefix <= EXECUTED < upper
         )
         subject_list = [subjects] if isinstance(subjects, str) else list(subjects or [])
         start = None if since is None else since_iso(since, self.clock())
@@ -159,8 +166,9 @@ class EventLog:
         if executed:
             rows = self._newest(_EXECUTED_SELECT, [], [], "model_id", subject_list, start, limit)
             found.append([executed_event(row) for row in rows])
-        newest = heapq.merge(*found, key=lambda e: (e.ts, e.id or 0), reverse=True)
-        events = [e for _, e in zip(range(int(limit)), newest)]
+        # at one instant (a simulated clock's), an attempt before what it caused
+        newest = heapq.merge(*found, key=_newest_first, reverse=True)
+        events = list(itertools.islice(newest, None if int(limit) < 0 else int(limit)))
         if oldest_first:
             events.reverse()
         return events

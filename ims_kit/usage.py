@@ -135,8 +135,9 @@ class UsageTracker:
         budget reservation (``reservation_id``) is freed. The row is written by the file's
         writer thread (``ims_kit.writer``), many rows per transaction; the call returns the
         ``UsageRecord`` once it is committed. ``wait=False`` returns (record, future) at once,
-        for async code to await the commit (on a running event loop, an asyncio future of
-        it); then ``notify_committed(future)`` afterwards.
+        for async code to await the commit (called on a running event loop, an asyncio
+        future of it, else a ``concurrent.futures.Future``); then ``notify_committed(future)``
+        afterwards.
         """
         _check_count("tokens_in", tokens_in)
         _check_count("tokens_out", tokens_out)
@@ -231,7 +232,8 @@ class UsageTracker:
             with immediate(here):  # inside the caller's own transaction: written with it
                 event = write_now(job, here)
             if not wait:
-                done: Future = Future()
+                loop = _running_loop()
+                done = Future() if loop is None else loop.create_future()
                 done.set_result(event)
                 return record, done
         elif not wait:

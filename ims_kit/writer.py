@@ -125,7 +125,18 @@ class Writer:
     def _run(self) -> None:
         from ims_kit.db import connect
 
-        db = connect(self.path)
+        try:
+            db = connect(self.path)
+        except Exception as exc:  # the file cannot be opened: every queued write hears why
+            with self._threads_lock:
+                self._thread = None
+                while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        return
+                    if item is not _STOP:
+                        _deliver([(item[1], item[2], None, exc)])
         try:
             while True:
                 try:
@@ -152,6 +163,8 @@ class Writer:
                     try:
                         self._commit(db, group)
                     except BaseException as exc:  # never leave a caller waiting for ever
+                        if db.conn.in_transaction:
+                            db.conn.execute("ROLLBACK")
                         _deliver([(f, loop, None, exc) for _, f, loop in group])
                         if not isinstance(exc, Exception):
                             raise
@@ -227,7 +240,10 @@ def _deliver(outcomes: list[tuple[Any, Any, Any, BaseException | None]]) -> None
 
 def _settle(settled: list[tuple[Any, Any, BaseException | None]]) -> None:
     for future, result, exc in settled:
-        if future.done():  # cancelled: its caller is gone
+        if isinstance(future, Future):  # a thread's: claimed first, so no cancel slips in
+            if not future.set_running_or_notify_cancel():
+                continue
+        elif future.done():  # an event loop's (settled on its own thread): cancelled
             continue
         if exc is None:
             future.set_result(result)
@@ -270,11 +286,14 @@ def _rows_at_once(db: Database, writes: list) -> list[int] | None:
     allows (one for a whole group of usage rows): their ids, or None when the writes are not
     all such rows. Several statements run in one transaction."""
     first = writes[0]
-    if not all(isinstance(w, Row) and w.insert == first.insert for w in writes):
+    if not isinstance(first, Row):
         return None
     width = len(first.values)
-    per_statement = max(1, _MAX_PARAMETERS // width)
+    if not all(isinstance(w, Row) and w.insert == first.insert and len(w.values) == width
+               for w in writes):  # fmt: skip
+        return None
     conn = db.conn
+    per_statement = max(1, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
     chunks = [writes[i : i + per_statement] for i in range(0, len(writes), per_statement)]
     ids: list[int] = []
     if len(chunks) > 1:
@@ -291,10 +310,6 @@ def _rows_at_once(db: Database, writes: list) -> list[int] | None:
             conn.execute("ROLLBACK")
         raise
     return ids
-
-
-# SQLite's limit on a statement's parameters (999 before 3.32)
-_MAX_PARAMETERS = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
 
 @functools.lru_cache(maxsize=64)

@@ -120,3 +120,22 @@ def test_model_executed_cannot_be_emitted_by_hand(kit):
     with pytest.raises(InvalidInputError, match="log_execution"):
         kit.events.emit("model.executed", "a")
     assert kit.events.count("model.executed") == 0
+
+
+def test_find_takes_empty_filters_as_none_and_a_negative_limit_as_all(kit):
+    """As before: an empty kind or prefix filters nothing, a negative limit returns all."""
+    for kind in ("a.x", "b.y", "c.z"):
+        kit.events.emit(kind)
+    kit.usage.log_execution(model_id="m", success=True, **ROW)
+    assert len(kit.events.find(kind_prefix="")) == len(kit.events.recent(kind="")) == 4
+    assert len(kit.events.find(limit=-1)) == 4 and len(kit.events.find(limit=3)) == 3
+
+
+def test_at_one_instant_an_attempt_comes_before_the_events_stored_with_it(kit, clock):
+    """A simulated clock gives many rows one timestamp: the order stays the same every time."""
+    kit.clock.source = clock  # frozen: every row below has the same ts
+    kit.events.emit("circuit.opened", "m")
+    kit.usage.log_execution(model_id="m", success=False, error_kind="timeout", **ROW)
+    kit.events.emit("recovery.fallback", "m")
+    kinds = [e.kind for e in kit.events.find(oldest_first=True)]
+    assert kinds == ["model.executed", "circuit.opened", "recovery.fallback"]

@@ -5,6 +5,7 @@ awaiting its commit, checkpoints in the background that keep the WAL from growin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -12,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pytest
 
 from ims_kit.db import connect, immediate
-from ims_kit.writer import CHECKPOINT_EVERY, Row, writer_for
+from ims_kit.writer import CHECKPOINT_EVERY, Row, _deliver, writer_for
 
 ROW = dict(model_id="m", vendor_id="V", tokens_in=10, tokens_out=5, cost_per_mil_in=1.0,
            cost_per_mil_out=2.0, latency_ms=12.0, success=True)  # fmt: skip
@@ -173,3 +174,80 @@ def test_a_write_whose_result_fails_leaves_no_caller_waiting(db_path, kit):
     assert futures[1].result(timeout=10)[0] == "y"
     assert writer.submit(_row("z")).result(timeout=10)[0] == "z"
     assert rows(kit) == 3
+
+
+def test_async_rows_inside_your_transaction_give_an_awaitable_too(kit):
+    """wait=False on a running loop returns an asyncio future on every path, also when the
+    row goes into the caller's own open transaction."""
+
+    async def main():
+        with immediate(kit.db):
+            record, future = kit.usage.log_execution(**ROW, wait=False)
+        return record, await future
+
+    record, event = asyncio.run(main())
+    assert event.payload["call_id"] == record.call_id and rows(kit) == 1
+
+
+def test_a_cancelled_awaiter_leaves_its_row_and_the_writer_alone(kit):
+    """A task cancelled while it waits for its commit: the row is still written, and the
+    writer goes on with the next ones."""
+
+    async def main():
+        task = asyncio.ensure_future(kit.ask_async("hi", provider="simulated", model="gpt-5-nano"))
+        await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.gather(*(kit.ask_async("hi", provider="simulated", model="gpt-5-nano")
+                               for _ in range(5)))  # fmt: skip
+
+    kit.registry.seed()
+    asyncio.run(main())
+    assert 5 <= rows(kit) <= 6  # the cancelled call's row, if it got as far as its answer
+
+
+def test_one_wake_up_of_an_event_loop_per_group(monkeypatch):
+    """The futures a group completes on one loop are settled by one call on that loop."""
+    calls = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        monkeypatch.setattr(loop, "call_soon_threadsafe", lambda fn, *a: calls.append(fn(*a)))
+        futures = [loop.create_future() for _ in range(5)]
+        _deliver([(f, loop, i, None) for i, f in enumerate(futures)])
+        return [f.result() for f in futures]
+
+    assert asyncio.run(main()) == [0, 1, 2, 3, 4] and len(calls) == 1
+
+
+def test_a_failing_group_fails_its_callers_and_the_writer_goes_on(db_path, kit, monkeypatch):
+    """Whatever goes wrong inside a group, its callers hear it (none waits for ever), nothing
+    is left half-written, and the next write works."""
+    writer = writer_for(db_path)
+
+    def broken(db, writes):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("ims_kit.writer._rows_at_once", broken)
+    with writer._lock:
+        future = writer.submit(_row("a"))
+    with pytest.raises(RuntimeError, match="on fire"):
+        future.result(timeout=10)
+    monkeypatch.undo()
+    assert writer.submit(_row("b")).result(timeout=10)[0] == "b" and rows(kit) == 1
+
+
+def test_a_file_the_writer_cannot_open_fails_the_queued_writes(db_path, kit, monkeypatch):
+    """The writer thread could not connect: the writes queued for it get the error."""
+    writer = writer_for(db_path)
+    writer.stop()
+
+    def refuse(path):
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr("ims_kit.db.connect", refuse)
+    with pytest.raises(sqlite3.OperationalError, match="unable to open"):
+        writer.submit(_row("a")).result(timeout=10)
+    monkeypatch.undo()
+    assert writer.submit(_row("b")).result(timeout=10)[0] == "b"
