@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXECUTED = "model.executed"  # an attempt: its usage row, read as an event
-# the usage columns an attempt's event carries as its payload, after its row id, ts, model
+# the usage columns (UsageRecord fields) an attempt's event carries as its payload
 EXECUTED_PAYLOAD = (
     "call_id", "request_id", "vendor_id", "provider", "tokens_in", "tokens_out", "cost_usd",
     "latency_ms", "ttft_ms", "success", "error_kind", "workflow_id", "attempt",

@@ -20,7 +20,7 @@ from ims_kit import usage_queries as q
 from ims_kit.clock import Clock, as_clock, since_iso
 from ims_kit.db import immediate
 from ims_kit.errors import ErrorKind, InvalidInputError
-from ims_kit.events import EXECUTED, Event, EventLog
+from ims_kit.events import EXECUTED, EXECUTED_PAYLOAD, Event, EventLog
 from ims_kit.ids import new_id
 from ims_kit.records import ModelStats, cost_usd, usage_totals
 from ims_kit.writer import Row, Write, write_now, writer_for
@@ -192,21 +192,7 @@ class UsageTracker:
         budgets = self.budgets
         if budgets is not None and reservation_id is None and not budgets.active():
             budgets = None  # nothing to settle: no budget, no reservation
-        payload = {
-            "call_id": record.call_id,
-            "request_id": record.request_id,
-            "vendor_id": vendor_id,
-            "provider": provider,
-            "tokens_in": tokens_in,
-            "tokens_out": tokens_out,
-            "cost_usd": record.cost_usd,
-            "latency_ms": record.latency_ms,
-            "ttft_ms": record.ttft_ms,
-            "success": record.success,
-            "error_kind": record.error_kind,
-            "workflow_id": workflow_id,
-            "attempt": attempt,
-        }
+        payload = {key: getattr(record, key) for key in EXECUTED_PAYLOAD}
 
         def executed(row_id: int) -> Event:
             return Event(EXECUTED, model_id, payload, record.ts, row_id)

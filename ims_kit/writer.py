@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ims_kit.db import connect, immediate
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -123,8 +125,6 @@ class Writer:
                 thread.start()
 
     def _run(self) -> None:
-        from ims_kit.db import connect
-
         try:
             db = connect(self.path)
         except Exception as exc:  # the file cannot be opened: every queued write hears why
@@ -209,8 +209,6 @@ class Writer:
             self._checkpoint_due.set()
 
     def _checkpoint_loop(self) -> None:
-        from ims_kit.db import connect
-
         db = connect(self.path)
         try:
             while self._checkpoint_due.wait(timeout=IDLE_S):
@@ -263,15 +261,8 @@ def _run_one(write: Write, db: Database) -> Any:
     """One write, committed: a row on its own, anything else in a transaction."""
     if isinstance(write, Row):
         return write_now(write, db)
-    conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = write(db)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
+    with immediate(db):
+        return write(db)
 
 
 def _done(row: Row, row_id: int) -> tuple[Any, BaseException | None]:
@@ -296,19 +287,11 @@ def _rows_at_once(db: Database, writes: list) -> list[int] | None:
     per_statement = max(1, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
     chunks = [writes[i : i + per_statement] for i in range(0, len(writes), per_statement)]
     ids: list[int] = []
-    if len(chunks) > 1:
-        conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(db) if len(chunks) > 1 else contextlib.nullcontext():
         for chunk in chunks:
             flat = [v for w in chunk for v in w.values]
             last = conn.execute(_values(first.insert, width, len(chunk)), flat).lastrowid
             ids += range(last - len(chunk) + 1, last + 1)  # consecutive: one statement
-        if len(chunks) > 1:
-            conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return ids
 
 

@@ -246,7 +246,7 @@ def test_a_file_the_writer_cannot_open_fails_the_queued_writes(db_path, kit, mon
     def refuse(path):
         raise sqlite3.OperationalError("unable to open database file")
 
-    monkeypatch.setattr("ims_kit.db.connect", refuse)
+    monkeypatch.setattr("ims_kit.writer.connect", refuse)
     with pytest.raises(sqlite3.OperationalError, match="unable to open"):
         writer.submit(_row("a")).result(timeout=10)
     monkeypatch.undo()
