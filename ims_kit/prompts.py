@@ -43,6 +43,7 @@ class Options:
 
 
 _OPTION_NAMES = tuple(f.name for f in fields(Options))  # fields() is slow on the hot path
+_DEFAULTS = Options()
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,8 @@ def check_options(
     seed: Any = None,
 ) -> Options:
     """Generation options checked locally, so a bad value never reaches a provider."""
+    if all(v is None for v in (max_tokens, temperature, top_p, stop, seed)):
+        return _DEFAULTS  # the common call sets none: nothing to check
 
     def number(name: str, value: Any, low: float, high: float) -> float | None:
         if value is None:
@@ -249,6 +252,8 @@ def refused_by_registry(spec: ModelSpec) -> dict[str, str]:
 def without_options(prompt: Prompt, refused: Mapping[str, str]) -> tuple[Prompt, dict[str, str]]:
     """The prompt less the options it set that the model refuses, and why each was dropped:
     sent, they would fail the call remotely."""
+    if not refused:
+        return prompt, {}
     given = prompt.options.given()
     dropped = {name: why for name, why in refused.items() if name in given}
     if not dropped:

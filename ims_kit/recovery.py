@@ -821,9 +821,10 @@ class Recovery:
             request_id=state.request_id,
             fallback_from=fallback_from,
             strategy=state.strategy,
-            prompt=sent.text,
+            # the texts only where they are kept: a long conversation's joined text is costly
+            prompt=sent.text if self.usage.store_text else None,
             response=response,
-            routed_prompt=sent.last_user,
+            routed_prompt=sent.last_user if self.usage.store_text else None,
             ttft_ms=ttft_ms,
             reservation_id=reservation.id if reservation is not None else None,
         )

@@ -25,7 +25,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
@@ -396,15 +396,17 @@ def _value(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
+_NOTHING = nullcontext()  # stateless, so one serves every request at once
+
+
 class _Off:
     """Telemetry off: every hook does nothing (and imports nothing)."""
 
     enabled = False
     export_failures = 0
 
-    @contextmanager
-    def request(self, state: Any, *, stream: bool) -> Iterator[None]:
-        yield None
+    def request(self, state: Any, *, stream: bool) -> AbstractContextManager[None]:
+        return _NOTHING  # one shared no-op block: no generator per call
 
     def attempt(self, *args: Any, **kwargs: Any) -> None:
         pass
