@@ -291,6 +291,11 @@ def _kit_async_run(url: ServerURL, kit, make, n: int, c: int, *, writes: bool = 
     return row
 
 
+def _vs(base: dict | None, row: dict) -> str:
+    """A run's calls/s against its baseline's (the bare client run beside it)."""
+    return "-" if base is None else f"{base['wall'] / row['wall']:.2f}x"
+
+
 def async_calls(quick: bool) -> Section:
     n = 500 if quick else 2_000
     used, _ = _used_clients()
@@ -359,12 +364,15 @@ def async_calls(quick: bool) -> Section:
                         flush=True,
                     )
                 rounds.append(results)
-            speeds = [res[used]["wall"] / res["ims_kit"]["wall"] for res in rounds if used in res]
+            paired = [
+                (res[used]["wall"] / res["ims_kit"]["wall"], res) for res in rounds if used in res
+            ]
+            speeds = [speed for speed, _ in paired]
             results = rounds[0]
-            if len(speeds) > 1:  # the median round, with the context clients of the first
-                middle = sorted(range(len(speeds)), key=speeds.__getitem__)[len(speeds) // 2]
-                results = {**rounds[0], **rounds[middle]}
+            if len(paired) > 1:  # the median round, with the context clients of the first
+                results = {**rounds[0], **sorted(paired, key=lambda p: p[0])[len(paired) // 2][1]}
             base = results.get(used)
+            first_base = rounds[0].get(used)  # the context clients ran beside this one
             for name, row in results.items():
                 label = {
                     used: f"bare {used} (baseline)",
@@ -382,7 +390,7 @@ def async_calls(quick: bool) -> Section:
                         label.get(name, f"bare {name} (context)"),
                         f"{row['wall'] / ideal:.2f}",
                         f"{n / row['wall']:,.0f}",
-                        "-" if base is None else f"{base['wall'] / row['wall']:.2f}x",
+                        _vs(first_base if row is rounds[0].get(name) else base, row),
                         f"{row['conns']} ({row['peak']})",
                         f"{row['cpu_ms']:.3f}",
                         f"{row['p99']:.0f}",
@@ -422,11 +430,16 @@ def async_calls(quick: bool) -> Section:
     sec.notes.append(_versions())
     sec.notes.append(
         "Each run is a fresh asyncio.run with a fresh client (the kit's adapter is closed with "
-        "`aclose()` after each), so the connections opened include the first wave's. At 10 "
-        "in flight one run per client; at 50 and 200, where one run's verdict changed from run "
-        "to run, three rounds of the bare client, the kit and the diagnostic, and the table "
-        "shows the median round by the kit's calls/s against the bare client's (the other "
-        "bare clients: the first round)."
+        "`aclose()` after each), so the connections opened include the first wave's. "
+        + (
+            "One run per client and concurrency (quick)."
+            if quick
+            else "At 10 in flight one run per client; at 50 and 200, where one run's verdict "
+            f"changed from run to run, {ROUNDS[50]} rounds of the bare client, the kit and the "
+            "diagnostic, and the table shows the median round by the kit's calls/s against "
+            "the bare client's (the other bare clients ran in the first round, and are "
+            "compared with its bare client)."
+        )
     )
     sec.notes.append(
         "SQLite on the loop is measured directly: every statement the loop's connection ran "
