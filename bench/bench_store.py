@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -114,7 +115,9 @@ RAW = textwrap.dedent("""
     import sqlite3, sys, time, uuid
     path, n, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL"); conn.execute("PRAGMA synchronous=NORMAL")
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # the parent set it
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("CREATE TABLE IF NOT EXISTS raw (call_id TEXT UNIQUE, ts TEXT, model_id TEXT,"
                  " tokens_in INT, tokens_out INT, cost REAL, latency REAL, success INT)")
     started = time.perf_counter()
@@ -149,6 +152,8 @@ def usage_writes(quick: bool) -> Section:
                     path = Path(tmp) / f"{name}-{writers}-{batch}.db"
                     if name == "ims":
                         bench_kit(Path(tmp), path.name).close()
+                    else:  # writers racing to switch a new file to WAL get "database is locked"
+                        sqlite3.connect(path).execute("PRAGMA journal_mode=WAL").connection.close()
                     procs = [
                         subprocess.Popen(
                             [sys.executable, "-c", code, str(path), str(n), str(batch)],
