@@ -408,12 +408,12 @@ def async_calls(quick: bool) -> Section:
             if base is not None:
                 speed = base["wall"] / me["wall"]
                 each = (
-                    f"; median of {len(speeds)} rounds: {', '.join(f'{x:.2f}x' for x in speeds)}"
+                    f"; median of {len(speeds)} rounds: {', '.join(f'{x:.3f}x' for x in speeds)}"
                     if len(speeds) > 1
                     else ""
                 )
                 part += (
-                    f", {speed:.2f}x the bare client's calls/s (≥ 0.9x "
+                    f", {speed:.3f}x the bare client's calls/s (≥ 0.9x "
                     f"{'met' if speed >= 0.9 else 'NOT met'}; without usage writes "
                     f"{base['wall'] / dry['wall']:.2f}x{each})"
                 )
