@@ -291,11 +291,6 @@ def _kit_async_run(url: ServerURL, kit, make, n: int, c: int, *, writes: bool = 
     return row
 
 
-def _vs(base: dict | None, row: dict) -> str:
-    """A run's calls/s against its baseline's (the bare client run beside it)."""
-    return "-" if base is None else f"{base['wall'] / row['wall']:.2f}x"
-
-
 def async_calls(quick: bool) -> Section:
     n = 500 if quick else 2_000
     used, _ = _used_clients()
@@ -348,7 +343,7 @@ def async_calls(quick: bool) -> Section:
             for r in range(1 if quick else ROUNDS[c]):
                 results: dict[str, dict] = {}
                 for name in (used, "ims_kit", "ims_kit, no writes", *(others if r == 0 else ())):
-                    if not name.startswith("ims_kit") and installed(name) is None:
+                    if name in others and installed(name) is None:
                         continue
                     if name.startswith("ims_kit"):
                         writes = name == "ims_kit"
@@ -364,16 +359,15 @@ def async_calls(quick: bool) -> Section:
                         flush=True,
                     )
                 rounds.append(results)
-            paired = [
-                (res[used]["wall"] / res["ims_kit"]["wall"], res) for res in rounds if used in res
-            ]
-            speeds = [speed for speed, _ in paired]
-            results = rounds[0]
-            if len(paired) > 1:  # the median round, with the context clients of the first
-                results = {**rounds[0], **sorted(paired, key=lambda p: p[0])[len(paired) // 2][1]}
-            base = results.get(used)
-            first_base = rounds[0].get(used)  # the context clients ran beside this one
-            for name, row in results.items():
+            speeds = [res[used]["wall"] / res["ims_kit"]["wall"] for res in rounds]
+            results = rounds[sorted(range(len(rounds)), key=speeds.__getitem__)[len(rounds) // 2]]
+            base = results[used]
+            # each run beside the bare client of its round: the median round's, then the
+            # context clients, which ran in the first
+            shown = {name: (row, base) for name, row in results.items()}
+            for name, row in rounds[0].items():
+                shown.setdefault(name, (row, rounds[0][used]))
+            for name, (row, beside) in shown.items():
                 label = {
                     used: f"bare {used} (baseline)",
                     "ims_kit": "ims_kit `kit.ask_async`",
@@ -390,7 +384,7 @@ def async_calls(quick: bool) -> Section:
                         label.get(name, f"bare {name} (context)"),
                         f"{row['wall'] / ideal:.2f}",
                         f"{n / row['wall']:,.0f}",
-                        _vs(first_base if row is rounds[0].get(name) else base, row),
+                        f"{beside['wall'] / row['wall']:.2f}x",
                         f"{row['conns']} ({row['peak']})",
                         f"{row['cpu_ms']:.3f}",
                         f"{row['p99']:.0f}",
@@ -405,18 +399,17 @@ def async_calls(quick: bool) -> Section:
             met = "met" if wall <= target else "NOT met"
             part = f"C={c}: {wall:.2f}x ideal (≤ {target}x {met})"
             on_loop = percentile(me["commit"].samples_ms + me["sql"].samples_ms, 99)
-            if base is not None:
-                speed = base["wall"] / me["wall"]
-                each = (
-                    f"; median of {len(speeds)} rounds: {', '.join(f'{x:.3f}x' for x in speeds)}"
-                    if len(speeds) > 1
-                    else ""
-                )
-                part += (
-                    f", {speed:.3f}x the bare client's calls/s (≥ 0.9x "
-                    f"{'met' if speed >= 0.9 else 'NOT met'}; without usage writes "
-                    f"{base['wall'] / dry['wall']:.2f}x{each})"
-                )
+            speed = base["wall"] / me["wall"]
+            each = (
+                f"; median of {len(speeds)} rounds: {', '.join(f'{x:.3f}x' for x in speeds)}"
+                if len(speeds) > 1
+                else ""
+            )
+            part += (
+                f", {speed:.3f}x the bare client's calls/s (≥ 0.9x "
+                f"{'met' if speed >= 0.9 else 'NOT met'}; without usage writes "
+                f"{base['wall'] / dry['wall']:.2f}x{each})"
+            )
             part += (
                 f", SQLite on the loop p99 {on_loop:.2f} ms (≤ 1 ms "
                 f"{'met' if on_loop <= 1 else 'NOT met'}; loop lag p99 {me['lag_p99']:.1f} ms, "
@@ -434,11 +427,11 @@ def async_calls(quick: bool) -> Section:
         + (
             "One run per client and concurrency (quick)."
             if quick
-            else "At 10 in flight one run per client; at 50 and 200, where one run's verdict "
-            f"changed from run to run, {ROUNDS[50]} rounds of the bare client, the kit and the "
-            "diagnostic, and the table shows the median round by the kit's calls/s against "
-            "the bare client's (the other bare clients ran in the first round, and are "
-            "compared with its bare client)."
+            else "Rounds of the bare client, the kit and the diagnostic per concurrency: "
+            + ", ".join(f"{r} at {c}" for c, r in ROUNDS.items())
+            + " in flight (more where one run's verdict changed from run to run); the table "
+            "shows the median round by the kit's calls/s against the bare client's, and the "
+            "other bare clients ran in the first round, beside its bare client."
         )
     )
     sec.notes.append(

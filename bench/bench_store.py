@@ -115,9 +115,7 @@ RAW = textwrap.dedent("""
     import sqlite3, sys, time, uuid
     path, n, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # the parent set it
-        conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # WAL: the parent set it, before any writer
     conn.execute("CREATE TABLE IF NOT EXISTS raw (call_id TEXT UNIQUE, ts TEXT, model_id TEXT,"
                  " tokens_in INT, tokens_out INT, cost REAL, latency REAL, success INT)")
     started = time.perf_counter()

@@ -770,9 +770,7 @@ def _endpoint(adapter: Any, spec: ModelSpec) -> str | None:
 
 def _check_constraints(caller: str, constraints: dict[str, Any], model: str | None) -> None:
     """Unknown keywords and constraints beside a pinned model are errors, named, up front."""
-    if not constraints:
-        return
-    unknown = sorted(set(constraints) - set(RECOMMEND_DEFAULTS))
+    unknown = sorted(constraints.keys() - RECOMMEND_DEFAULTS.keys())
     if unknown:
         raise InvalidInputError(
             f"{caller}() got an unknown argument {unknown[0]!r}; it takes prompt, messages,"

@@ -580,11 +580,11 @@ class Recovery:
         if isinstance(err, InvalidOutputError):  # answered and billed, but not usable
             tin, tout, source = _spent(spec, sent, err.text, err.tokens_in, err.tokens_out)
             self._log(spec, state, tin, tout, source, latency, False, cls.kind, err.text,
-                      error=err, action=action, sent=sent)  # fmt: skip
+                      error=err, action=action)  # fmt: skip
         else:
             # A failed request is not billed: the row counts no tokens, so costs $0 (not NULL).
             self._log(spec, state, 0, 0, "estimate", latency, False, cls.kind, error=err,
-                      action=action, sent=sent)  # fmt: skip
+                      action=action)  # fmt: skip
         message = err.message[:160]
         if err.transport and err.status is None:
             message = f"{err.transport}: {message}"
@@ -795,14 +795,14 @@ class Recovery:
         completion: Completion | None = None,
         error: ProviderError | None = None,
         action: str | None = None,
-        sent: Prompt | None = None,
     ):
         """Write the attempt's usage row (settling its reservation) and, with telemetry on,
         its span and metrics."""
         fallback_from = state.first_model if state.first_model != spec.model_id else None
         state.logged += 1
         reservation, state.reservation = state.reservation, None
-        sent = state.current or state.prompt
+        sent = state.current or state.prompt  # what this attempt was sent
+        texts = self.usage.store_text  # joined only where kept: a long conversation costs
         logged = self.usage.log_execution(
             wait=not state.deferred,
             model_id=spec.model_id,
@@ -821,10 +821,9 @@ class Recovery:
             request_id=state.request_id,
             fallback_from=fallback_from,
             strategy=state.strategy,
-            # the texts only where they are kept: a long conversation's joined text is costly
-            prompt=sent.text if self.usage.store_text else None,
+            prompt=sent.text if texts else None,
             response=response,
-            routed_prompt=sent.last_user if self.usage.store_text else None,
+            routed_prompt=sent.last_user if texts else None,
             ttft_ms=ttft_ms,
             reservation_id=reservation.id if reservation is not None else None,
         )
@@ -835,7 +834,7 @@ class Recovery:
         if self.telemetry.enabled:
             breaker = self.breaker.get(spec.model_id, simulated=state.simulated(spec))
             self.telemetry.attempt(
-                spec, state, record, sent=sent or state.current or state.prompt,
+                spec, state, record, sent=sent,
                 completion=completion, error=error, action=action,
                 breaker=breaker["state"] if breaker else "closed",
                 endpoint=state.endpoint_of(spec), stream=state.stream,
